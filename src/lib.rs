@@ -1,0 +1,25 @@
+//! # dkvs — a teaching toolkit for distributed key-value stores
+//!
+//! A key-value server you can talk to with `nc` (`set`, `get`, `del`, `kill`) or `redis-cli`,
+//! backed by an append-only log with an in-memory hash index, that climbs a ladder of consistency
+//! levels chosen in a TOML file. This crate is the library; the `dkvs` binary only parses
+//! arguments and calls it.
+//!
+//! ## Map of the crate
+//!
+//! | module | layer | what it does |
+//! |---|---|---|
+//! | [`protocol`] | pure | parses text lines and RESP frames into [`protocol::Command`]s; formats [`protocol::Reply`]s |
+//! | [`storage`] | disk | append-only segment files + in-memory index (Bitcask), group-commit fsync, compaction, crash recovery |
+//! | [`config`] | pure | the cluster's TOML file: nodes, mode, storage options, limits |
+//! | [`runtime`] | I/O | tokio: the client listener, one task per connection, signals, shutdown |
+//!
+//! Data flows top to bottom: bytes from a client → `protocol` → (the mode's logic; in stage 01
+//! there is only one node, so commands go straight to the store) → `storage`, and the reply back
+//! up the same way. The replication modes of later stages sit between `protocol` and `storage` as
+//! pure state machines; see `docs/ARCHITECTURE.md`.
+
+pub mod config;
+pub mod protocol;
+pub mod runtime;
+pub mod storage;

@@ -1,0 +1,443 @@
+//! One client connection: read what has arrived, run every complete request in it, write all the
+//! replies back in one `write`.
+//!
+//! Batching is what makes pipelining fast. `redis-benchmark -P 16` sends sixteen requests in one
+//! packet; answering them with sixteen writes would cost sixteen system calls and, with Nagle's
+//! algorithm meeting delayed ACKs, tens of milliseconds. So a batch of requests is parsed whole,
+//! consecutive writes in it go to the store in one append (one `write` system call, one fsync
+//! ticket), and the replies are sent together. `TCP_NODELAY` is set so the reply leaves at once.
+//!
+//! Durability: with `sync = "always"` no reply to a write leaves before the fsync that covers it
+//! has finished; the fsync is shared with every other connection writing at the same time (group
+//! commit). Caveat, as in Redis: a concurrent reader may see a value a moment before it is durable.
+//! If an fsync fails the connection is closed without acknowledging the batch: the client learns
+//! that the outcome is unknown, which is the truth.
+
+use std::sync::atomic::Ordering;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::Decoder;
+
+use super::server::Shared;
+use crate::protocol::{self, Command, Dialect, Reply, RequestError, resp, text};
+use crate::storage::{SyncPolicy, Write};
+
+/// Input buffer capacity reserved before each read. Large enough for a deep pipeline of small
+/// requests in one read; a bigger request simply takes several reads.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// An output buffer larger than this is written out before more requests are run, so a client
+/// that pipelines thousands of `get`s of large values without reading cannot make the server
+/// hold all the replies at once.
+const MAX_PENDING_OUTPUT: usize = 1 << 20;
+
+/// What to do after a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// Read more.
+    Continue,
+    /// Send the replies, then close this connection.
+    Close,
+    /// Send the replies, then stop the whole server.
+    Kill,
+}
+
+/// Parser state of one connection.
+struct Session {
+    dialect: Option<Dialect>,
+    lines: text::LineDecoder,
+    frames: resp::Parser,
+    /// Requests of the current batch, reused between batches.
+    batch: Vec<Result<Command, RequestError>>,
+    /// Set when the batch ended with a malformed RESP frame: answer it, then close.
+    fatal: Option<RequestError>,
+    /// Scratch space for values read from the store.
+    value: Vec<u8>,
+    /// Scratch space for `Store::write`'s answer.
+    existed: Vec<bool>,
+}
+
+/// Serves one client until it leaves, breaks the protocol, or the server shuts down.
+pub(crate) async fn run(shared: &Shared, mut stream: TcpStream) {
+    // Replies must not wait for more data to fill a segment (see the module docs).
+    let _ = stream.set_nodelay(true);
+    let mut session = Session {
+        dialect: None,
+        lines: text::LineDecoder::new(shared.limits.max_line_bytes),
+        frames: resp::Parser::new(),
+        batch: Vec::new(),
+        fatal: None,
+        value: Vec::new(),
+        existed: Vec::new(),
+    };
+    let mut input = BytesMut::with_capacity(READ_CHUNK);
+    let mut output = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        input.reserve(READ_CHUNK);
+        let read = tokio::select! {
+            biased;
+            _ = shared.shutdown.cancelled() => return,
+            read = stream.read_buf(&mut input) => read,
+        };
+        match read {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let after = loop {
+            let more = session.parse(shared, &mut input);
+            let after = session.execute(shared, &mut output).await;
+            if output.len() > MAX_PENDING_OUTPUT || (more && after == After::Continue) {
+                if stream.write_all(&output).await.is_err() {
+                    return;
+                }
+                output.clear();
+            }
+            if !more || after != After::Continue {
+                break after;
+            }
+        };
+        if !output.is_empty() {
+            if stream.write_all(&output).await.is_err() {
+                return;
+            }
+            output.clear();
+        }
+        match after {
+            After::Continue => {}
+            After::Close => {
+                let _ = stream.shutdown().await;
+                return;
+            }
+            After::Kill => {
+                let _ = stream.flush().await;
+                shared.shutdown.cancel();
+                return;
+            }
+        }
+    }
+}
+
+/// Most requests run as one batch; more stay in the input buffer for the next round, so one
+/// read of tiny requests cannot grow the batch without bound.
+const MAX_BATCH: usize = 1024;
+
+impl Session {
+    /// Moves every complete request out of `input` into `self.batch` (up to [`MAX_BATCH`]).
+    /// Returns true if it stopped at the batch limit with more requests possibly waiting.
+    fn parse(&mut self, shared: &Shared, input: &mut BytesMut) -> bool {
+        let dialect = match self.dialect {
+            Some(d) => d,
+            None => match input.first() {
+                Some(&b) => *self.dialect.insert(Dialect::detect(b)),
+                None => return false,
+            },
+        };
+        while self.batch.len() < MAX_BATCH {
+            match dialect {
+                Dialect::Text => match self.lines.decode(input) {
+                    Ok(Some(Ok(line))) => {
+                        // A blank line is a person pressing Enter: ignore it rather than nag.
+                        if line.iter().all(|b| b.is_ascii_whitespace()) {
+                            continue;
+                        }
+                        self.batch.push(text::parse(&line, &shared.limits));
+                    }
+                    Ok(Some(Err(e))) => self.batch.push(Err(e)),
+                    Ok(None) | Err(_) => return false,
+                },
+                Dialect::Resp => match self.frames.parse_command(input, &shared.limits) {
+                    Ok(Some(command)) => self.batch.push(command),
+                    Ok(None) => return false,
+                    Err(e) => {
+                        input.clear();
+                        self.fatal = Some(e);
+                        return false;
+                    }
+                },
+            }
+        }
+        true
+    }
+
+    /// Runs the batch in order and formats every reply into `out`.
+    async fn execute(&mut self, shared: &Shared, out: &mut BytesMut) -> After {
+        let dialect = self.dialect.unwrap_or(Dialect::Text);
+        let mut batch = std::mem::take(&mut self.batch);
+        let mut after = After::Continue;
+        // The highest fsync ticket among this batch's writes: one wait covers them all.
+        let mut ticket = None;
+        let mut i = 0;
+        while i < batch.len() {
+            // Group a run of consecutive writes into one append.
+            let run = batch[i..]
+                .iter()
+                .take_while(|c| matches!(c, Ok(c) if c.is_write()))
+                .count();
+            if run > 0 {
+                ticket = self
+                    .write_run(shared, &batch[i..i + run], dialect, out)
+                    .or(ticket);
+                i += run;
+                continue;
+            }
+            match &batch[i] {
+                Ok(command) => {
+                    let next = self.run_one(shared, command, dialect, out).await;
+                    if next != After::Continue {
+                        after = next;
+                        break;
+                    }
+                }
+                Err(e) => protocol::format(dialect, &Reply::Error(&e.to_string()), out),
+            }
+            i += 1;
+        }
+        batch.clear();
+        self.batch = batch;
+        if let Some(e) = self.fatal.take() {
+            protocol::format(dialect, &Reply::Error(&e.to_string()), out);
+            after = After::Close;
+        }
+        if let Some(ticket) = ticket
+            && let Err(e) = shared.store.wait_durable(ticket).await
+        {
+            // Do not acknowledge writes that may not be on disk.
+            tracing::error!("fsync failed, closing connection without acknowledging: {e}");
+            out.clear();
+            return After::Close;
+        }
+        after
+    }
+
+    /// Applies a run of `set`/`del` commands in one append; returns the fsync ticket.
+    fn write_run(
+        &mut self,
+        shared: &Shared,
+        run: &[Result<Command, RequestError>],
+        dialect: Dialect,
+        out: &mut BytesMut,
+    ) -> Option<u64> {
+        let mut writes = Vec::with_capacity(run.len());
+        for command in run.iter().flatten() {
+            match command {
+                Command::Set { key, value } => writes.push(Write::Set { key, value }),
+                Command::Del { keys } => writes.extend(keys.iter().map(|key| Write::Del { key })),
+                _ => unreachable!("only writes are grouped"),
+            }
+        }
+        self.existed.clear();
+        match shared.store.write(&writes, &mut self.existed) {
+            Ok(ticket) => {
+                let mut existed = self.existed.iter();
+                for command in run.iter().flatten() {
+                    let reply = match command {
+                        Command::Del { keys } if dialect == Dialect::Resp => {
+                            let n = existed.by_ref().take(keys.len()).filter(|e| **e).count();
+                            Reply::Integer(n as i64)
+                        }
+                        Command::Del { keys } => {
+                            existed.by_ref().take(keys.len()).for_each(drop);
+                            Reply::Ok
+                        }
+                        _ => {
+                            existed.next();
+                            Reply::Ok
+                        }
+                    };
+                    protocol::format(dialect, &reply, out);
+                }
+                Some(ticket)
+            }
+            Err(e) => {
+                tracing::warn!("write failed: {e}");
+                let reason = e.to_string();
+                for _ in run {
+                    protocol::format(dialect, &Reply::Error(&reason), out);
+                }
+                None
+            }
+        }
+    }
+
+    /// Runs one command that is not a write.
+    async fn run_one(
+        &mut self,
+        shared: &Shared,
+        command: &Command,
+        dialect: Dialect,
+        out: &mut BytesMut,
+    ) -> After {
+        let reply = |reply: Reply<'_>, out: &mut BytesMut| protocol::format(dialect, &reply, out);
+        match command {
+            Command::Get { key } => {
+                self.value.clear();
+                match shared.store.get_into(key, &mut self.value) {
+                    Ok(true) => reply(Reply::Value(&self.value), out),
+                    Ok(false) => reply(Reply::NotFound, out),
+                    Err(e) => {
+                        tracing::error!("read of a key failed: {e}");
+                        reply(Reply::Error(&e.to_string()), out);
+                    }
+                }
+            }
+            Command::Exists { keys } => {
+                let n = keys.iter().filter(|k| shared.store.contains(k)).count();
+                reply(Reply::Integer(n as i64), out);
+            }
+            Command::Ping { message } => reply(Reply::Pong(message.as_deref()), out),
+            Command::Echo { message } => reply(Reply::Value(message), out),
+            Command::DbSize => reply(Reply::Integer(shared.store.stats().keys as i64), out),
+            Command::Stats => reply(Reply::Stats(&stats(shared)), out),
+            Command::Help => reply(Reply::Help(protocol::HELP), out),
+            Command::Compact => {
+                let store = shared.store.clone();
+                let result = tokio::task::spawn_blocking(move || store.compact()).await;
+                match result {
+                    Ok(Ok(r)) => {
+                        let note = format!(
+                            "compacted {} segments into {}: {} -> {} bytes",
+                            r.segments_in, r.segments_out, r.bytes_in, r.bytes_out
+                        );
+                        reply(Reply::Done(&note), out);
+                    }
+                    Ok(Err(e)) => reply(Reply::Error(&format!("compaction failed: {e}")), out),
+                    Err(_) => reply(Reply::Error("compaction failed: task panicked"), out),
+                }
+            }
+            Command::Quit => {
+                reply(Reply::Bye, out);
+                return After::Close;
+            }
+            Command::Kill => {
+                reply(Reply::Done("shutting down"), out);
+                return After::Kill;
+            }
+            Command::CommandDocs => reply(Reply::Array(&[]), out),
+            Command::ConfigGet { patterns } => {
+                let appendfsync = match shared.sync {
+                    SyncPolicy::Always => "always",
+                    SyncPolicy::Batch => "everysec",
+                    SyncPolicy::Never => "no",
+                };
+                let known: [(&[u8], &[u8]); 3] = [
+                    (b"save", b""),
+                    (b"appendonly", b"yes"),
+                    (b"appendfsync", appendfsync.as_bytes()),
+                ];
+                let mut items: Vec<&[u8]> = Vec::new();
+                for (name, value) in known {
+                    if patterns.iter().any(|p| glob_match(p, name)) {
+                        items.push(name);
+                        items.push(value);
+                    }
+                }
+                reply(Reply::Array(&items), out);
+            }
+            Command::Info => {
+                let stats = shared.store.stats();
+                let info = format!(
+                    "# Server\r\nredis_version:7.0.0\r\ndkvs_version:{}\r\nredis_mode:standalone\r\n\
+                     uptime_in_seconds:{}\r\n\r\n# Clients\r\nconnected_clients:{}\r\n\r\n\
+                     # Keyspace\r\ndb0:keys={},expires=0,avg_ttl=0\r\n",
+                    env!("CARGO_PKG_VERSION"),
+                    shared.started.elapsed().as_secs(),
+                    shared.connections.load(Ordering::Relaxed),
+                    stats.keys,
+                );
+                reply(Reply::Bulk(info.as_bytes()), out);
+            }
+            Command::Set { .. } | Command::Del { .. } => {
+                unreachable!("writes are grouped by execute")
+            }
+        }
+        After::Continue
+    }
+}
+
+/// The `stats` counters, in a fixed order.
+fn stats(shared: &Shared) -> Vec<(&'static str, String)> {
+    let s = shared.store.stats();
+    let mode = format!("{:?}", shared.mode).to_lowercase();
+    let sync = format!("{:?}", shared.sync).to_lowercase();
+    vec![
+        ("node", shared.node_id.to_string()),
+        ("mode", mode),
+        ("keys", s.keys.to_string()),
+        ("live_bytes", s.live_bytes.to_string()),
+        ("dead_bytes", s.dead_bytes.to_string()),
+        ("segments", s.segments.to_string()),
+        ("compactions", s.compactions.to_string()),
+        ("sync", sync),
+        ("uptime_s", shared.started.elapsed().as_secs().to_string()),
+        (
+            "connections",
+            shared.connections.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "total_connections",
+            shared.total_connections.load(Ordering::Relaxed).to_string(),
+        ),
+    ]
+}
+
+/// Redis-style glob match for `CONFIG GET`: `*` matches any run of bytes, `?` any one byte.
+/// Iterative with one backtrack point (the last `*`), so a hostile pattern costs
+/// O(pattern × name), never exponential time.
+fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(b'?') => {
+                p += 1;
+                n += 1;
+            }
+            Some(c) if c.eq_ignore_ascii_case(&name[n]) => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    p = sp + 1;
+                    n = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn config_get_patterns() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("save", "save", true),
+            ("SAVE", "save", true),
+            ("*", "appendonly", true),
+            ("append*", "appendonly", true),
+            ("append*", "save", false),
+            ("s?ve", "save", true),
+            ("sav", "save", false),
+            ("*e", "save", true),
+            ("*x*", "save", false),
+        ];
+        for (pattern, name, want) in cases {
+            assert_eq!(
+                glob_match(pattern.as_bytes(), name.as_bytes()),
+                *want,
+                "{pattern} {name}"
+            );
+        }
+    }
+}
