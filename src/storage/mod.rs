@@ -1,8 +1,122 @@
-//! Storage: a log-file-backed hash table, after Bitcask (Sheehy & Smith, 2010).
+//! Storage: a log-file-backed hash table, after Bitcask (Sheehy & Smith, "Bitcask: A Log-Structured
+//! Hash Table for Fast Key/Value Data", Basho, 2010).
 //!
-//! (Specification stub: the implementation replaces this file.)
+//! # The idea
+//!
+//! Every change is *appended* to a log file; nothing on disk is ever overwritten. An in-memory
+//! hash index (the *keydir*) maps each key to the place of its latest record. So:
+//!
+//! - a **write** is one sequential append (for a whole batch: one `write` system call), then an
+//!   index update;
+//! - a **read** is one hash lookup and one positioned read (`pread`) of exactly one record;
+//! - a **delete** appends a *tombstone* record and drops the key from the index;
+//! - old versions pile up as *dead bytes*, which **compaction** reclaims by copying live records
+//!   into new files and deleting the old ones;
+//! - **start-up** rebuilds the index by reading the log (or small *hint files* that list each
+//!   segment's keys and locations without the values).
+//!
+//! The cost of this simplicity is memory: every key lives in RAM (values never do). `index`
+//! explains how a key costs its own bytes plus about 40.
+//!
+//! # On disk
+//!
+//! ```text
+//! data/node1/
+//!   LOCK              held (flock) by the process that has the store open
+//!   SEQ               highest sequence number compaction has removed (numbering never goes back)
+//!   000001.log        closed segment            000001.hint      its hint file
+//!   000001_001.log    compaction output         000001_001.hint
+//!   000002.log        closed segment            (hint being written in the background)
+//!   000003.log        active segment: the only file appended to
+//!
+//! segment = record*                       (rotated once it would pass segment_size_bytes)
+//! record  = crc32:u32 | seq:u64 | flags:u8 | key_len:u32 | value_len:u32 | key | value
+//!           └ crc32 covers every byte after it; flags bit 0 = tombstone; integers little-endian
+//! hint    = "DKVH" | version:u8 | segment_len:u64
+//!           | (seq:u64 | offset:u32 | len:u32 | flags:u8 | key_len:u32 | key)* | crc32:u32
+//! ```
+//!
+//! Every record carries a **sequence number**: global, increasing, assigned under the writer
+//! lock. It, not file order, decides which record of a key is the latest: recovery keeps, per
+//! key, the record with the highest sequence number, and tombstones compete like any record.
+//!
+//! # Guarantees
+//!
+//! - Once `write` returns, every reader sees the batch; `existed` says, per write, whether its
+//!   key had a value just before it (within the batch too).
+//! - With `sync = "always"`, a write whose `wait_durable` resolved survives a power cut. With
+//!   `batch`, at most about `sync_interval_ms` of acknowledged writes can be lost; with `never`,
+//!   whatever the page cache had not written back (but nothing on a mere process crash).
+//! - A torn or corrupt tail is cut at start-up and every record before it is kept; a damaged
+//!   record in the middle is skipped; both are reported ([`RecoveryReport::damage`]) and
+//!   logged. No file content makes `open` panic or allocate beyond the file's size.
+//! - Every read checks the record's checksum and key: a damaged record gives
+//!   [`Error::Corrupt`], never a wrong value.
+//! - A failed fsync (or write) *poisons* the store: later writes and waiters get
+//!   [`Error::Poisoned`] rather than an acknowledgement the disk may not honour.
+//!
+//! # Threads and locks
+//!
+//! [`Store`] is an `Arc` around the engine. Writers serialise on one mutex only long enough to
+//! encode the batch into a reused buffer, `pwrite` it, and update the index; readers take one
+//! index-shard read lock and a map lookup, never a lock during I/O. Two background threads
+//! (plain std threads: the store needs no tokio runtime) do the slow work: the *sync thread*
+//! (group commit for `always`, a timer for `batch`; see `sync`) and the *maintenance thread*
+//! (hint files for segments as they close, and compaction when `compaction.auto` finds enough
+//! dead bytes; see `compact`). `close`, or dropping the last clone, stops and joins both.
+//!
+//! # Compaction and crashes
+//!
+//! Compaction rewrites the live records of *all closed segments* into new segments, written
+//! under temporary names, fsynced, given hint files and renamed into place; it then points the
+//! index at the copies (only where the index still points at the originals: a concurrent write
+//! wins), makes everything written so far durable, and deletes the old segments **oldest
+//! first**. Copies keep their original sequence numbers. Every crash point is safe:
+//!
+//! - *Before the renames*: only `.tmp` files exist; start-up deletes them.
+//! - *After some renames*: old and new segments both hold a live record; the copies are
+//!   byte-for-byte identical, same sequence number, so highest-sequence-wins picks either.
+//!   Copies never outrank a newer write of the key made during or after the compaction,
+//!   because that write has a higher sequence number — which is why copies keep theirs.
+//! - *During the deletions*: compaction drops tombstones (all older segments are inputs, so the
+//!   records they shadow are being deleted too). Could a deleted key come back from an old
+//!   segment that survived the crash, its tombstone gone? No. Segment ids are ordered so that
+//!   a newer record of a key is always in a segment with an equal or higher id (writes go to
+//!   the active segment, which has the highest id; compaction outputs get ids just after their
+//!   newest input, before the active segment — see `segment`). Deleting inputs in ascending id
+//!   order therefore removes every older record of a key before (or with) the segment holding
+//!   its tombstone: while the tombstone's segment exists, the tombstone outranks them; once it
+//!   is gone, so are they. The outputs hold nothing of the key, since it was not live.
+//! - Overwritten values are dropped the same way; the records that overwrote them are made
+//!   durable before the first deletion, so a crash cannot lose both the old value and the new.
+//!
+//! # Caveats
+//!
+//! - A batch is not atomic: a concurrent reader can see part of it, and a crash can cut it.
+//! - The record limits are part of the file format: start-up treats a record longer than
+//!   `max_key_bytes` / `max_value_bytes` as damage and cuts the segment there. Raising the
+//!   limits is safe; lowering them below stored data is not.
+//! - With `sync = "never"`, compaction and hint files skip their fsyncs too.
+//! - Every `open` starts a new segment; an empty one is removed at the next start-up.
+//! - Values read from a segment found through a hint file are checked when read, not at start-up.
 
-use std::path::PathBuf;
+mod compact;
+mod engine;
+mod hint;
+mod index;
+mod record;
+mod recovery;
+mod segment;
+mod sync;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use engine::{Core, io_error, lock};
 
 /// When appended records reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -61,7 +175,7 @@ pub enum Write<'a> {
 /// What start-up found on disk.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
-    /// Segment files read.
+    /// Segment files read and kept (empty ones are deleted and not counted).
     pub segments: usize,
     /// Segments whose hint file was used instead of a full scan.
     pub hinted_segments: usize,
@@ -166,7 +280,54 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// The store: cheap to clone (an `Arc` inside), `Send + Sync`, shared by every connection.
 #[derive(Clone)]
 pub struct Store {
-    // implementation detail
+    inner: Arc<Inner>,
+}
+
+/// What the last `Store` clone owns: dropping it stops the background threads. The threads
+/// hold the engine (`Core`) but not this, so they never keep the store alive by themselves.
+struct Inner {
+    core: Arc<Core>,
+    /// The sync and maintenance threads, joined on close or drop.
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Inner {
+    /// Tells the background threads to stop, and waits for them.
+    fn stop_threads(&self) {
+        let core = &self.core;
+        core.stopping.store(true, Ordering::Relaxed);
+        lock(&core.maint).shutdown = true;
+        core.maint_cv.notify_all();
+        lock(&core.sync_state).shutdown = true;
+        core.sync_cv.notify_all();
+        let threads = std::mem::take(&mut *lock(&self.threads));
+        for t in threads {
+            // A thread that panicked has nothing left to clean up; its panic was printed.
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_threads();
+        let closed = lock(&self.core.writer).closed;
+        if !closed
+            && self.core.fsyncs()
+            && let Err(e) = self.core.sync_round()
+        {
+            tracing::warn!(error = %e, "final sync of a dropped store failed");
+        }
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.inner.core.opts.dir)
+            .field("sync", &self.inner.core.opts.sync)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
@@ -176,10 +337,45 @@ impl Store {
     /// compaction threads.
     ///
     /// # Errors
-    /// I/O errors (unwritable directory, …) and [`Error::Locked`].
+    /// I/O errors (unwritable directory, …) and [`Error::Locked`]. Options the format cannot
+    /// honour (`segment_size_bytes` of 0 or over 2 GiB, limits whose record would pass 2 GiB)
+    /// are an [`Error::Io`] of kind `InvalidInput`.
     pub fn open(opts: StoreOptions) -> Result<(Store, RecoveryReport)> {
-        let _ = opts;
-        todo!()
+        let opened = recovery::open(opts)?;
+        let core = opened.core;
+        for seg in opened.unhinted {
+            core.queue_hint(seg);
+        }
+        let store = Store {
+            inner: Arc::new(Inner {
+                core: Arc::clone(&core),
+                threads: Mutex::new(Vec::new()),
+            }),
+        };
+        // If a spawn fails, dropping `store` stops the threads already started.
+        let spawn = |name: &str, body: fn(Arc<Core>)| {
+            let for_thread = Arc::clone(&core);
+            std::thread::Builder::new()
+                .name(name.to_string())
+                .spawn(move || body(for_thread))
+                .map_err(|e| io_error("start thread for", &core.opts.dir, e))
+        };
+        if core.opts.sync != SyncPolicy::Never {
+            let t = spawn("dkvs-sync", sync::sync_thread)?;
+            lock(&store.inner.threads).push(t);
+        }
+        let t = spawn("dkvs-maintenance", compact::maintenance_thread)?;
+        lock(&store.inner.threads).push(t);
+        Ok((store, opened.report))
+    }
+
+    fn core(&self) -> &Core {
+        &self.inner.core
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.core().opts.dir
     }
 
     /// Appends `value`'s bytes for `key` to `out` and returns true, or returns false when the
@@ -188,8 +384,7 @@ impl Store {
     /// # Errors
     /// I/O errors and [`Error::Corrupt`].
     pub fn get_into(&self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
-        let _ = (key, out);
-        todo!()
+        self.core().get_into(key, out)
     }
 
     /// Convenience form of [`Store::get_into`].
@@ -203,8 +398,23 @@ impl Store {
 
     /// Whether `key` has a live value (index only, no disk read).
     pub fn contains(&self, key: &[u8]) -> bool {
-        let _ = key;
-        todo!()
+        self.core().index.contains(key)
+    }
+
+    /// Live keys (index only). Same as `stats().keys`, cheaper.
+    pub fn len(&self) -> u64 {
+        self.core().index.len()
+    }
+
+    /// Whether the store holds no live key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Heap bytes the in-memory index holds (capacity, so an upper bound on what it keeps
+    /// resident): the number to compare when measuring memory per key.
+    pub fn index_bytes(&self) -> u64 {
+        self.core().index.heap_bytes() as u64
     }
 
     /// Applies `batch` in order: all its records go to the log in one `write` call, then the
@@ -214,11 +424,14 @@ impl Store {
     ///
     /// Nothing in the batch is applied if any key or value is over its limit.
     ///
+    /// (A batch that crosses a segment boundary takes one `write` per segment.)
+    ///
     /// # Errors
-    /// [`Error::KeyTooLong`], [`Error::ValueTooLong`], I/O errors, [`Error::Poisoned`].
+    /// [`Error::KeyTooLong`], [`Error::ValueTooLong`], I/O errors, [`Error::Poisoned`]. An I/O
+    /// error while appending poisons the store. After [`Store::close`]: an [`Error::Io`] saying
+    /// the store is closed.
     pub fn write(&self, batch: &[Write<'_>], existed: &mut Vec<bool>) -> Result<u64> {
-        let _ = (batch, existed);
-        todo!()
+        self.core().write(batch, existed)
     }
 
     /// Resolves once every record up to `ticket` is on disk under the store's sync policy:
@@ -228,16 +441,46 @@ impl Store {
     /// # Errors
     /// [`Error::Poisoned`] if the fsync failed.
     pub async fn wait_durable(&self, ticket: u64) -> Result<()> {
-        let _ = ticket;
-        todo!()
+        let core = self.core();
+        if core.opts.sync != SyncPolicy::Always {
+            return if core.is_poisoned() {
+                Err(Error::Poisoned)
+            } else {
+                Ok(())
+            };
+        }
+        let now = *core.durable.borrow();
+        let state = if now.seq >= ticket || now.poisoned {
+            now
+        } else {
+            let mut rx = core.durable.subscribe();
+            // The sender lives in `core`, which `self` keeps alive: the channel cannot close.
+            *rx.wait_for(|d| d.seq >= ticket || d.poisoned)
+                .await
+                .map_err(|_| Error::Poisoned)?
+        };
+        if state.seq >= ticket {
+            Ok(())
+        } else {
+            Err(Error::Poisoned)
+        }
     }
 
     /// Writes and fsyncs everything appended so far, whatever the policy (used at shutdown).
     ///
     /// # Errors
-    /// I/O errors.
+    /// I/O errors; [`Error::Poisoned`] after an earlier failure.
     pub fn sync(&self) -> Result<()> {
-        todo!()
+        let core = self.core();
+        if lock(&core.writer).closed {
+            // `close` synced everything; nothing was written since.
+            return if core.is_poisoned() {
+                Err(Error::Poisoned)
+            } else {
+                Ok(())
+            };
+        }
+        core.sync_round()
     }
 
     /// Rewrites the live records of all closed segments into new segments, swaps the index
@@ -246,21 +489,52 @@ impl Store {
     ///
     /// # Errors
     /// I/O errors; the store stays usable and the old segments stay in place.
+    /// [`Error::Corrupt`] if a closed segment is damaged (nothing is deleted then).
     pub fn compact(&self) -> Result<CompactionReport> {
-        todo!()
+        self.core().compact()
     }
 
     /// Current counters.
     pub fn stats(&self) -> StoreStats {
-        todo!()
+        let core = self.core();
+        StoreStats {
+            keys: core.index.len(),
+            live_bytes: core.live_bytes.load(Ordering::Relaxed),
+            dead_bytes: core.dead_bytes.load(Ordering::Relaxed),
+            segments: core
+                .segments
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len() as u64,
+            compactions: core.compactions.load(Ordering::Relaxed),
+            last_seq: core.last_seq.load(Ordering::Acquire),
+            durable_seq: core.durable_seq(),
+        }
     }
 
     /// Syncs and stops the background threads. Later calls on clones return errors or no-ops;
     /// dropping the last clone without `close` also stops the threads.
     ///
+    /// After `close`, writes and compactions fail, reads still work, and the directory lock is
+    /// released (another `open` may take the directory).
+    ///
     /// # Errors
     /// I/O errors from the final sync.
     pub fn close(&self) -> Result<()> {
-        todo!()
+        let core = self.core();
+        {
+            let mut w = lock(&core.writer);
+            if w.closed {
+                return Ok(());
+            }
+            w.closed = true;
+        }
+        let synced = core.sync_round();
+        self.inner.stop_threads();
+        // A compaction running on a caller's thread sees `stopping` and gives up; wait for it
+        // before letting another process into the directory.
+        drop(lock(&core.compaction_lock));
+        lock(&core.lock_file).take();
+        synced
     }
 }
