@@ -33,6 +33,11 @@ enum Commands {
         /// Keep data here instead of the node's data folder.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Threads serving clients: 0 means one per core; 1 runs every connection on one
+        /// thread, as Redis does (no cross-thread wake-ups; fsync and compaction keep their own
+        /// threads either way).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
 }
 
@@ -53,8 +58,10 @@ fn main() -> ExitCode {
             node,
             listen,
             data_dir,
+            threads,
         } => serve(
             config,
+            threads,
             ServeOptions {
                 node_id: node,
                 listen,
@@ -71,12 +78,21 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config_path: PathBuf, options: ServeOptions) -> anyhow::Result<()> {
+fn serve(config_path: PathBuf, threads: usize, options: ServeOptions) -> anyhow::Result<()> {
     let config = Config::load(&config_path)?;
     server::raise_fd_limit();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = match threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        0 => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
     runtime.block_on(async {
         let server = Server::start(&config, &options).await?;
         let report = server.recovery();

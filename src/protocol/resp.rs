@@ -22,7 +22,7 @@
 
 use std::ops::Range;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::{Command, Limits, Reply, RequestError};
 
@@ -54,6 +54,7 @@ impl Parser {
         buf: &mut BytesMut,
         limits: &Limits,
     ) -> Result<Option<Vec<Bytes>>, RequestError> {
+        skip_blank_lines(buf);
         let Some(len) = self.scan(buf, limits)? else {
             return Ok(None);
         };
@@ -75,6 +76,7 @@ impl Parser {
         buf: &mut BytesMut,
         limits: &Limits,
     ) -> Result<Option<Result<Command, RequestError>>, RequestError> {
+        skip_blank_lines(buf);
         let Some(len) = self.scan(buf, limits)? else {
             return Ok(None);
         };
@@ -131,6 +133,17 @@ impl Parser {
         }
         Ok(Some(at))
     }
+}
+
+/// Drops line endings between frames. Redis reads a bare `\r\n` as an empty inline command and
+/// ignores it, and `redis-cli --pipe` relies on that: it ends its stream with one before its
+/// closing `ECHO`.
+fn skip_blank_lines(buf: &mut BytesMut) {
+    let blank = buf
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    buf.advance(blank);
 }
 
 /// Reads a decimal number terminated by `\r\n` starting at `at`; returns it and the index after
@@ -470,6 +483,18 @@ mod tests {
             assert_eq!(args, vec![b("PING")]);
             assert!(buf.is_empty());
         }
+    }
+
+    #[test]
+    fn skips_blank_lines_between_frames() {
+        let input = b"\r\n\n*1\r\n$4\r\nPING\r\n\r\n*1\r\n$4\r\nPING\r\n\r\n";
+        let mut buf = BytesMut::from(&input[..]);
+        let mut parser = Parser::new();
+        for _ in 0..2 {
+            assert_eq!(parser.parse(&mut buf, &limits()), Ok(Some(vec![b("PING")])));
+        }
+        assert_eq!(parser.parse(&mut buf, &limits()), Ok(None));
+        assert!(buf.is_empty());
     }
 
     #[test]

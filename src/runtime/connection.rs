@@ -74,11 +74,15 @@ pub(crate) async fn run(shared: &Shared, mut stream: TcpStream) {
     };
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut output = BytesMut::with_capacity(READ_CHUNK);
+    // Registered once: creating the future anew before every read would take the token's lock
+    // twice per request.
+    let shutdown = shared.shutdown.cancelled();
+    tokio::pin!(shutdown);
     loop {
         input.reserve(READ_CHUNK);
         let read = tokio::select! {
             biased;
-            _ = shared.shutdown.cancelled() => return,
+            _ = &mut shutdown => return,
             read = stream.read_buf(&mut input) => read,
         };
         match read {

@@ -48,6 +48,10 @@ pub(crate) struct Durable {
 pub(crate) struct SyncState {
     /// Highest ticket a writer asked to make durable (`always` only).
     pub requested: u64,
+    /// The sync thread is asleep on the condition variable. Writers wake it only then: while an
+    /// fsync runs it will look at `requested` anyway before it sleeps, so a notify would be a
+    /// wasted futex call on every write.
+    pub idle: bool,
     /// Exit.
     pub shutdown: bool,
 }
@@ -62,8 +66,11 @@ impl Core {
     pub(crate) fn request_sync(&self, ticket: u64) {
         let mut st = lock(&self.sync_state);
         st.requested = st.requested.max(ticket);
+        let asleep = st.idle;
         drop(st);
-        self.sync_cv.notify_one();
+        if asleep {
+            self.sync_cv.notify_one();
+        }
     }
 
     /// fsyncs the data directory, making file creations, renames and deletions durable.
@@ -152,10 +159,12 @@ fn group_commit(core: &Core) {
                 if !core.is_poisoned() && st.requested > core.durable_seq() {
                     break;
                 }
+                st.idle = true;
                 st = core
                     .sync_cv
                     .wait(st)
                     .unwrap_or_else(PoisonError::into_inner);
+                st.idle = false;
             }
         }
         // Errors are logged and poison the store inside; waiters learn from the watch.
