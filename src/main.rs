@@ -104,7 +104,7 @@ fn serve(config_path: PathBuf, threads: usize, options: ServeOptions) -> anyhow:
             "recovered {}",
             server.data_dir().display()
         );
-        server::cancel_on_signals(server.shutdown_token());
+        server::cancel_on_signals(server.shutdown_token())?;
         // Tests and scripts read this line to learn the port when started with port 0.
         println!(
             "dkvs node {} listening on {}",

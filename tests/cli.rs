@@ -3,9 +3,24 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 use common::{ServerProcess, binary, config};
+
+/// `serve` with the config at `config`, listening on `listen`, keeping data in `data`.
+fn serve_args<'a>(config: &'a Path, listen: &'a str, data: &'a Path) -> [&'a str; 7] {
+    let path = |p: &'a Path| p.to_str().expect("temporary paths are UTF-8");
+    [
+        "serve",
+        "--config",
+        path(config),
+        "--listen",
+        listen,
+        "--data-dir",
+        path(data),
+    ]
+}
 
 fn fails_with(args: &[&str], want: &[&str]) {
     let output = Command::new(binary())
@@ -61,15 +76,7 @@ fn taken_port() {
     std::fs::write(&path, config("always", "")).unwrap();
     let data = dir.path().join("data");
     fails_with(
-        &[
-            "serve",
-            "--config",
-            path.to_str().unwrap(),
-            "--listen",
-            &addr,
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
+        &serve_args(&path, &addr, &data),
         &["cannot listen on", &addr],
     );
 }
@@ -83,18 +90,7 @@ fn unwritable_data_dir() {
     let blocker = dir.path().join("a-file");
     std::fs::write(&blocker, "").unwrap();
     let data = blocker.join("data");
-    fails_with(
-        &[
-            "serve",
-            "--config",
-            path.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        &["a-file"],
-    );
+    fails_with(&serve_args(&path, "127.0.0.1:0", &data), &["a-file"]);
 }
 
 #[test]
@@ -103,18 +99,7 @@ fn data_dir_in_use_by_another_server() {
     let data = dir.path().join("data");
     let _first = ServerProcess::start(dir.path(), &data, &config("always", ""));
     let path = dir.path().join("dkvs.toml");
-    fails_with(
-        &[
-            "serve",
-            "--config",
-            path.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        &["in use"],
-    );
+    fails_with(&serve_args(&path, "127.0.0.1:0", &data), &["in use"]);
 }
 
 #[test]
@@ -125,7 +110,8 @@ fn kill_command_and_sigterm_exit_cleanly() {
     let mut other = server.client();
     assert_eq!(other.request("set before kill"), "OK");
     assert_eq!(server.client().request("kill"), "OK shutting down");
-    assert!(server.wait_exit().success());
+    let status = server.wait_exit();
+    assert!(status.success(), "{status}; log:\n{}", server.log());
     // Other connections are closed, not left hanging.
     assert!(other.try_request("ping").is_err());
 
@@ -134,7 +120,8 @@ fn kill_command_and_sigterm_exit_cleanly() {
     assert_eq!(server.client().request("get before"), "VALUE kill");
     assert_eq!(server.client().request("set after sigterm"), "OK");
     server.signal(libc::SIGTERM);
-    assert!(server.wait_exit().success());
+    let status = server.wait_exit();
+    assert!(status.success(), "{status}; log:\n{}", server.log());
     let server = ServerProcess::start(dir.path(), &data, &config("never", ""));
     assert_eq!(server.client().request("get after"), "VALUE sigterm");
 }

@@ -226,24 +226,25 @@ async fn refuse(mut stream: TcpStream, limit: usize) {
 }
 
 /// Cancels `token` on SIGTERM or Ctrl-C (SIGINT).
-pub fn cancel_on_signals(token: CancellationToken) {
+///
+/// The handlers are installed before this returns, not later in a spawned task: a signal that
+/// arrives between "listening" and the task's first poll would otherwise meet the default
+/// action and kill the process without a sync.
+///
+/// # Errors
+/// The operating system refused to install a handler. Must be called inside a tokio runtime.
+pub fn cancel_on_signals(token: CancellationToken) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
     tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let term = async {
-            match term.as_mut() {
-                Some(term) => {
-                    term.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),
-            _ = term => tracing::info!("terminated; shutting down"),
+            _ = interrupt.recv() => tracing::info!("interrupted; shutting down"),
+            _ = term.recv() => tracing::info!("terminated; shutting down"),
         }
         token.cancel();
     });
+    Ok(())
 }
 
 /// Raises the soft limit on open files to the hard limit, so the configured `max_connections`

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use super::engine::{Core, io_error, lock};
 use super::hint::{self, HintBuilder, HintEntry};
 use super::index::Loc;
+use super::record::Limits;
 use super::segment::{Item, SEQ_NAME, Scanner, Segment, SegmentId, TEMP_SUFFIX, encode_seq_floor};
 use super::{CompactionOptions, CompactionReport, Error, Result};
 
@@ -136,7 +137,7 @@ impl Core {
                 .map_err(|e| io_error("fsync", &path, e))?;
         }
         let mut hint = HintBuilder::new();
-        let mut scanner = Scanner::new(&seg.file, len, self.limits);
+        let mut scanner = Scanner::new(&seg.file, len, Limits::FORMAT);
         while let Some(item) = scanner
             .next_item()
             .map_err(|e| io_error("read", &path, e))?
@@ -245,7 +246,7 @@ impl Core {
             for seg in inputs {
                 let path = seg.path(self.dir());
                 let mut scanner =
-                    Scanner::new(&seg.file, seg.len.load(Ordering::Acquire), self.limits);
+                    Scanner::new(&seg.file, seg.len.load(Ordering::Acquire), Limits::FORMAT);
                 while let Some(item) = scanner
                     .next_item()
                     .map_err(|e| io_error("read", &path, e))?

@@ -93,9 +93,9 @@
 //! # Caveats
 //!
 //! - A batch is not atomic: a concurrent reader can see part of it, and a crash can cut it.
-//! - The record limits are part of the file format: start-up treats a record longer than
-//!   `max_key_bytes` / `max_value_bytes` as damage and cuts the segment there. Raising the
-//!   limits is safe; lowering them below stored data is not.
+//! - `max_key_bytes` / `max_value_bytes` bound what clients may write, not what is read back:
+//!   records are read against the format's own 2 GiB bound (and the file's size), so lowering
+//!   the limits in the config never makes stored records unreadable.
 //! - With `sync = "never"`, compaction and hint files skip their fsyncs too.
 //! - Every `open` starts a new segment; an empty one is removed at the next start-up.
 //! - Values read from a segment found through a hint file are checked when read, not at start-up.

@@ -40,6 +40,17 @@ pub(crate) struct Limits {
     pub max_value_bytes: usize,
 }
 
+impl Limits {
+    /// What the format itself allows. Records are read back against these, not the configured
+    /// limits: the configured ones bound what clients may *write*, and lowering them in the
+    /// config must not turn records stored earlier into "damage" that start-up would cut off.
+    /// Reading stays bounded all the same: a length is believed only if it fits in the file.
+    pub(crate) const FORMAT: Limits = Limits {
+        max_key_bytes: MAX_RECORD_BYTES as usize,
+        max_value_bytes: MAX_RECORD_BYTES as usize,
+    };
+}
+
 /// The fixed-size part of a record, decoded but not yet verified against its checksum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Header {

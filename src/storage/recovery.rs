@@ -2,7 +2,8 @@
 //!
 //! Recovery trusts nothing it reads. Each segment is read through its hint file when a valid
 //! one exists, otherwise scanned record by record with every checksum checked:
-//! - a record whose header is implausible (unknown flags, sequence 0, lengths over the limits)
+//! - a record whose header is implausible (unknown flags, sequence 0, lengths over the format's
+//!   2 GiB limit)
 //!   or that runs past the end of the file, or a bad checksum with nothing valid after it, is a
 //!   **torn or corrupt tail**: the file is cut there and everything before it is kept;
 //! - a bad checksum in the middle, with lengths that fit and a valid record right after it, is
@@ -99,9 +100,15 @@ pub(crate) fn open(opts: StoreOptions) -> Result<Opened> {
         let handle = next_handle;
         next_handle += 1;
         let hinted = hints.contains(&id);
-        if let Some((seg, used_hint)) =
-            read_segment(&dir, id, handle, hinted, limits, fsyncs, &mut rebuild)?
-        {
+        if let Some((seg, used_hint)) = read_segment(
+            &dir,
+            id,
+            handle,
+            hinted,
+            Limits::FORMAT,
+            fsyncs,
+            &mut rebuild,
+        )? {
             let seg = Arc::new(seg);
             total_bytes += seg.len.load(std::sync::atomic::Ordering::Relaxed);
             if !used_hint {

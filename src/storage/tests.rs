@@ -912,3 +912,47 @@ fn garbage_files_never_panic() {
         assert_accounting(&s);
     }
 }
+
+#[test]
+fn lowering_the_limits_keeps_stored_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = small_segments(dir.path());
+    let (s, _) = open(&o);
+    let long = "v".repeat(900);
+    set(&s, "long", &long);
+    set(&s, "short", "x");
+    s.close().unwrap();
+    drop(s);
+    // The limits bound new writes only; what is on disk stays readable, through the hint files
+    // and through a full scan alike.
+    let lowered = StoreOptions {
+        max_key_bytes: 8,
+        max_value_bytes: 16,
+        ..o
+    };
+    for pass in ["with hints", "without hints"] {
+        if pass == "without hints" {
+            for entry in fs::read_dir(dir.path()).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "hint") {
+                    fs::remove_file(path).unwrap();
+                }
+            }
+        }
+        let (s, report) = open(&lowered);
+        assert!(report.damage.is_empty(), "{pass}: {:?}", report.damage);
+        assert_eq!(get(&s, "long").as_deref(), Some(long.as_str()), "{pass}");
+        assert_eq!(get(&s, "short").as_deref(), Some("x"), "{pass}");
+        assert!(matches!(
+            s.write(
+                &[Write::Set {
+                    key: b"k",
+                    value: long.as_bytes()
+                }],
+                &mut Vec::new()
+            ),
+            Err(Error::ValueTooLong { .. })
+        ));
+        s.close().unwrap();
+    }
+}
