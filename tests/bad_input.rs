@@ -92,6 +92,9 @@ fn binary_garbage_gets_errors_not_a_crash() {
 /// A thousand clients at once are all served, and `stats` counts them.
 #[test]
 fn thousand_concurrent_connections() {
+    // This test process holds the client ends: a common default of 1024 descriptors, shared
+    // with the other tests running beside it, would be too tight.
+    dkvs::runtime::server::raise_fd_limit();
     let (_dir, server) = server();
     let mut clients: Vec<Client> = (0..1000).map(|_| server.client()).collect();
     for (i, client) in clients.iter_mut().enumerate() {
