@@ -168,3 +168,25 @@ fn malformed_resp_closes_the_connection() {
     stream.read_to_end(&mut reply).expect("read until closed");
     assert!(String::from_utf8_lossy(&reply).starts_with("-ERR Protocol error: bulk length"));
 }
+
+/// Past `max_connections` a client is turned away with an error line instead of being left
+/// hanging, and the clients already in are not disturbed.
+#[test]
+fn connections_over_the_limit_are_refused_with_a_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config("never", "max_connections = 2\n");
+    let server = ServerProcess::start(dir.path(), &dir.path().join("data"), &config);
+    let mut first = server.client();
+    let mut second = server.client();
+    // Both are served, so both hold their places before the third knocks.
+    assert_eq!(first.request("ping"), "PONG");
+    assert_eq!(second.request("ping"), "PONG");
+    let mut third = server.client();
+    let refused = third.read_to_end().expect("read until closed");
+    assert_eq!(
+        String::from_utf8_lossy(&refused),
+        "-ERR max number of clients reached (limit 2)\r\n"
+    );
+    assert_eq!(first.request("set still in"), "OK");
+    assert_eq!(second.request("get still"), "VALUE in");
+}
