@@ -113,3 +113,31 @@ fn handshake_commands_of_redis_tools() {
     stream.read_to_end(&mut rest).expect("closed after QUIT");
     assert_eq!(rest, b"+OK\r\n");
 }
+
+/// A pipeline whose replies outgrow the server's output bound (1 MiB) is answered in full and in
+/// order: the server sends what it has and carries on with the rest of the batch.
+#[test]
+fn pipeline_of_large_replies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(dir.path(), &dir.path().join("d"), &config("never", ""));
+    let mut stream = connect(&server);
+    let value: Vec<u8> = (0..2000).map(|i| b'a' + (i % 26) as u8).collect();
+    stream
+        .write_all(&resp(&[b"SET", b"big", &value]))
+        .expect("send");
+    expect(&mut stream, b"+OK\r\n");
+    let mut pipeline = Vec::new();
+    for _ in 0..1000 {
+        pipeline.extend(resp(&[b"GET", b"big"]));
+    }
+    pipeline.extend(resp(&[b"ECHO", b"end"]));
+    stream.write_all(&pipeline).expect("send");
+    let mut one = b"$2000\r\n".to_vec();
+    one.extend_from_slice(&value);
+    one.extend_from_slice(b"\r\n");
+    for i in 0..1000 {
+        let got = read_exactly(&mut stream, one.len());
+        assert!(got == one, "reply {i} differs");
+    }
+    expect(&mut stream, b"$3\r\nend\r\n");
+}

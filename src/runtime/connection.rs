@@ -28,9 +28,9 @@ use crate::storage::{SyncPolicy, Write};
 /// requests in one read; a bigger request simply takes several reads.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// An output buffer larger than this is written out before more requests are run, so a client
-/// that pipelines thousands of `get`s of large values without reading cannot make the server
-/// hold all the replies at once.
+/// An output buffer larger than this is written out before more requests are run, even in the
+/// middle of a batch, so a client that pipelines a thousand `get`s of large values without
+/// reading cannot make the server hold all the replies at once.
 const MAX_PENDING_OUTPUT: usize = 1 << 20;
 
 /// What to do after a batch.
@@ -91,7 +91,17 @@ pub(crate) async fn run(shared: &Shared, mut stream: TcpStream) {
         }
         let after = loop {
             let more = session.parse(shared, &mut input);
-            let after = session.execute(shared, &mut output).await;
+            let after = loop {
+                let after = session.execute(shared, &mut output).await;
+                if after != After::Continue || session.batch.is_empty() {
+                    break after;
+                }
+                // The batch stopped early because its replies filled the output buffer.
+                if stream.write_all(&output).await.is_err() {
+                    return;
+                }
+                output.clear();
+            };
             if output.len() > MAX_PENDING_OUTPUT || (more && after == After::Continue) {
                 if stream.write_all(&output).await.is_err() {
                     return;
@@ -165,7 +175,8 @@ impl Session {
         true
     }
 
-    /// Runs the batch in order and formats every reply into `out`.
+    /// Runs the batch in order and formats every reply into `out`. Stops early, leaving the
+    /// rest in `self.batch`, once `out` holds more than [`MAX_PENDING_OUTPUT`].
     async fn execute(&mut self, shared: &Shared, out: &mut BytesMut) -> After {
         let dialect = self.dialect.unwrap_or(Dialect::Text);
         let mut batch = std::mem::take(&mut self.batch);
@@ -174,6 +185,10 @@ impl Session {
         let mut ticket = None;
         let mut i = 0;
         while i < batch.len() {
+            if out.len() > MAX_PENDING_OUTPUT {
+                // Leave the rest for after these replies are sent (see MAX_PENDING_OUTPUT).
+                break;
+            }
             // Group a run of consecutive writes into one append.
             let run = batch[i..]
                 .iter()
@@ -198,9 +213,14 @@ impl Session {
             }
             i += 1;
         }
-        batch.clear();
+        if after == After::Continue {
+            batch.drain(..i);
+        } else {
+            batch.clear();
+        }
+        let finished = batch.is_empty();
         self.batch = batch;
-        if let Some(e) = self.fatal.take() {
+        if finished && let Some(e) = self.fatal.take() {
             protocol::format(dialect, &Reply::Error(&e.to_string()), out);
             after = After::Close;
         }
