@@ -28,6 +28,9 @@ use serde::Deserialize;
 use crate::protocol::Limits;
 use crate::storage::{CompactionOptions, StoreOptions, SyncPolicy};
 
+/// Largest segment the storage format allows (record offsets are 32-bit).
+const MAX_SEGMENT_BYTES: u64 = 1 << 31;
+
 /// Config errors, each one line that names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -219,9 +222,9 @@ impl Config {
             )));
         }
         let s = &config.storage;
-        if s.segment_size_bytes < 4096 {
+        if !(4096..=MAX_SEGMENT_BYTES).contains(&s.segment_size_bytes) {
             return Err(invalid(
-                "storage.segment_size_bytes must be at least 4096".into(),
+                "storage.segment_size_bytes must be within 4096..=2147483648".into(),
             ));
         }
         if s.sync == SyncPolicy::Batch && s.sync_interval_ms == 0 {
@@ -236,7 +239,10 @@ impl Config {
         if l.max_line_bytes == 0 || l.max_key_bytes == 0 || l.max_connections == 0 {
             return Err(invalid("limits must be above 0".into()));
         }
-        if l.max_value_bytes as u64 + l.max_key_bytes as u64 + 64 > s.segment_size_bytes {
+        let largest_record = (l.max_value_bytes as u64)
+            .saturating_add(l.max_key_bytes as u64)
+            .saturating_add(64);
+        if largest_record > s.segment_size_bytes {
             return Err(invalid(
                 "storage.segment_size_bytes must hold the largest key and value".into(),
             ));
@@ -358,6 +364,23 @@ mod tests {
         let dup = format!("mode = \"single\"\n{MINIMAL}{MINIMAL}");
         assert!(parse(&dup).unwrap_err().contains("share an id"));
         let tiny = format!("{MINIMAL}[storage]\nsegment_size_bytes = 10\n");
-        assert!(parse(&tiny).unwrap_err().contains("at least 4096"));
+        assert!(
+            parse(&tiny)
+                .unwrap_err()
+                .contains("within 4096..=2147483648")
+        );
+        let huge = format!("{MINIMAL}[storage]\nsegment_size_bytes = 4294967296\n");
+        assert!(
+            parse(&huge)
+                .unwrap_err()
+                .contains("within 4096..=2147483648")
+        );
+        let max = i64::MAX;
+        let absurd = format!("{MINIMAL}[limits]\nmax_key_bytes = {max}\nmax_value_bytes = {max}\n");
+        assert!(
+            parse(&absurd)
+                .unwrap_err()
+                .contains("must hold the largest key and value")
+        );
     }
 }
