@@ -83,7 +83,12 @@ fn acknowledged_writes_survive_sigkill() {
     // be overtaken by another writer's later write that was not yet acknowledged), never nothing.
     for key in shared_values.keys() {
         let reply = client.request(&format!("get {key}"));
-        assert!(reply.starts_with("VALUE writer"), "{key}: {reply}");
+        let written_to = reply
+            .strip_prefix("VALUE writer")
+            .and_then(|rest| rest.split_once("-op"))
+            .and_then(|(_, n)| n.parse::<u64>().ok())
+            .map(|n| format!("shared{}", n % 3));
+        assert_eq!(written_to.as_deref(), Some(key.as_str()), "{key}: {reply}");
     }
     println!("{} acknowledged writes checked after SIGKILL", acked.len());
 }

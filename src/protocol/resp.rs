@@ -54,14 +54,8 @@ impl Parser {
         buf: &mut BytesMut,
         limits: &Limits,
     ) -> Result<Option<Vec<Bytes>>, RequestError> {
-        skip_blank_lines(buf);
-        let Some(len) = self.scan(buf, limits)? else {
-            return Ok(None);
-        };
-        let frame = buf.split_to(len).freeze();
-        Ok(Some(
-            self.args.iter().map(|r| frame.slice(r.clone())).collect(),
-        ))
+        let frame = self.next_frame(buf, limits)?;
+        Ok(frame.map(|frame| self.args.iter().map(|r| frame.slice(r.clone())).collect()))
     }
 
     /// Like [`Parser::parse`], then turns the arguments into a command. The outer error is a
@@ -76,12 +70,21 @@ impl Parser {
         buf: &mut BytesMut,
         limits: &Limits,
     ) -> Result<Option<Result<Command, RequestError>>, RequestError> {
+        let frame = self.next_frame(buf, limits)?;
+        Ok(frame.map(|frame| to_command(&frame, &self.args, limits)))
+    }
+
+    /// Splits the next whole frame off `buf`, leaving its arguments' positions in `self.args`.
+    fn next_frame(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+    ) -> Result<Option<Bytes>, RequestError> {
         skip_blank_lines(buf);
         let Some(len) = self.scan(buf, limits)? else {
             return Ok(None);
         };
-        let frame = buf.split_to(len).freeze();
-        Ok(Some(to_command(&frame, &self.args, limits)))
+        Ok(Some(buf.split_to(len).freeze()))
     }
 
     /// Checks that a whole frame is in `buf` and records its arguments' positions; returns the

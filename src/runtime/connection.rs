@@ -312,7 +312,7 @@ impl Session {
             }
             Command::Ping { message } => reply(Reply::Pong(message.as_deref()), out),
             Command::Echo { message } => reply(Reply::Value(message), out),
-            Command::DbSize => reply(Reply::Integer(shared.store.stats().keys as i64), out),
+            Command::DbSize => reply(Reply::Integer(shared.store.len() as i64), out),
             Command::Stats => reply(Reply::Stats(&stats(shared)), out),
             Command::Help => reply(Reply::Help(protocol::HELP), out),
             Command::Compact => {
@@ -360,7 +360,6 @@ impl Session {
                 reply(Reply::Array(&items), out);
             }
             Command::Info => {
-                let stats = shared.store.stats();
                 let info = format!(
                     "# Server\r\nredis_version:7.0.0\r\ndkvs_version:{}\r\nredis_mode:standalone\r\n\
                      uptime_in_seconds:{}\r\n\r\n# Clients\r\nconnected_clients:{}\r\n\r\n\
@@ -368,7 +367,7 @@ impl Session {
                     env!("CARGO_PKG_VERSION"),
                     shared.started.elapsed().as_secs(),
                     shared.connections.load(Ordering::Relaxed),
-                    stats.keys,
+                    shared.store.len(),
                 );
                 reply(Reply::Bulk(info.as_bytes()), out);
             }
