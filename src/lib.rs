@@ -19,6 +19,7 @@
 //! up the same way. The replication modes of later stages sit between `protocol` and `storage` as
 //! pure state machines; see `docs/ARCHITECTURE.md`.
 
+pub mod check;
 pub mod config;
 pub mod protocol;
 pub mod runtime;
