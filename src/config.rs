@@ -55,6 +55,35 @@ pub enum Mode {
     /// One node, no replication (stage 01).
     #[default]
     Single,
+    /// Apply locally, broadcast asynchronously, last writer wins (stage 02).
+    Eventual,
+    /// Writes in one total order, reads local (stage 03).
+    Sequential,
+    /// Writes and reads in one total order (stage 04).
+    Linearizable,
+}
+
+impl Mode {
+    /// The replication mode's kind, or `None` for a single node.
+    pub fn replicated(self) -> Option<crate::node::ModeKind> {
+        match self {
+            Mode::Single => None,
+            Mode::Eventual => Some(crate::node::ModeKind::Eventual),
+            Mode::Sequential => Some(crate::node::ModeKind::Sequential),
+            Mode::Linearizable => Some(crate::node::ModeKind::Linearizable),
+        }
+    }
+}
+
+/// How the ordered modes agree on one order (`tob`, ignored by other modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Tob {
+    /// The node with the smallest id numbers every operation.
+    #[default]
+    Sequencer,
+    /// Lamport clocks, delivered once every node has acknowledged.
+    Lamport,
 }
 
 /// A whole config file.
@@ -64,6 +93,15 @@ pub struct Config {
     /// The consistency level the cluster provides.
     #[serde(default)]
     pub mode: Mode,
+    /// Total-order broadcast algorithm for `sequential` and `linearizable`.
+    #[serde(default)]
+    pub tob: Tob,
+    /// Timers and bounds of the replication modes.
+    #[serde(default)]
+    pub replication: ReplicationConfig,
+    /// Faults each node injects from the start (changeable at run time with `fault`).
+    #[serde(default)]
+    pub faults: FaultsConfig,
     /// Every node of the cluster.
     pub nodes: Vec<NodeConfig>,
     /// Storage engine settings, shared by all nodes.
@@ -85,8 +123,61 @@ pub struct NodeConfig {
     pub id: u32,
     /// Address the node listens on for clients (text protocol and RESP).
     pub client: SocketAddr,
+    /// Address the node listens on for its peers (tarpc); required by the replicated modes.
+    pub peer: Option<SocketAddr>,
     /// Where this node keeps its files; defaults to `<storage.data_dir>/node<id>`.
     pub data_dir: Option<PathBuf>,
+}
+
+/// The `[replication]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationConfig {
+    /// How long a node waits for an acknowledgement (or a gap to fill) before sending again.
+    pub retry_interval_ms: u64,
+    /// How often the runtime ticks the mode (retries happen on ticks).
+    pub tick_interval_ms: u64,
+    /// Most client requests or unacknowledged messages a node holds before answering `busy`.
+    pub max_pending: usize,
+    /// Delivered operations a node keeps to help others catch up.
+    pub log_capacity: usize,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        let options = crate::node::NodeOptions::default();
+        ReplicationConfig {
+            retry_interval_ms: options.retry_interval_ms,
+            tick_interval_ms: 50,
+            max_pending: options.max_pending,
+            log_capacity: options.log_capacity,
+        }
+    }
+}
+
+/// The `[faults]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultsConfig {
+    /// One entry per faulty link, as seen from `node`.
+    pub links: Vec<LinkFaultConfig>,
+}
+
+/// One `[[faults.links]]` entry: what node `node` does to its link with node `peer`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkFaultConfig {
+    pub node: u32,
+    pub peer: u32,
+    /// Drop messages in both directions.
+    #[serde(default)]
+    pub partitioned: bool,
+    /// Probability of dropping a message sent to `peer`.
+    #[serde(default)]
+    pub drop: f64,
+    /// Delay added to each message sent to `peer`.
+    #[serde(default)]
+    pub delay_ms: u64,
 }
 
 /// The `[storage]` table.
@@ -220,6 +311,32 @@ impl Config {
                 "mode = \"single\" takes exactly one [[nodes]] entry, found {}",
                 config.nodes.len()
             )));
+        }
+        if config.mode != Mode::Single {
+            if let Some(n) = config.nodes.iter().find(|n| n.peer.is_none()) {
+                return Err(invalid(format!(
+                    "node {} has no `peer` address (mode = {:?} needs one per node)",
+                    n.id, config.mode
+                )));
+            }
+            if config.replication.tick_interval_ms == 0 || config.replication.retry_interval_ms == 0
+            {
+                return Err(invalid("replication intervals must be above 0".into()));
+            }
+            if config.replication.max_pending == 0 || config.replication.log_capacity == 0 {
+                return Err(invalid("replication bounds must be above 0".into()));
+            }
+        }
+        for link in &config.faults.links {
+            if config.node(link.node).is_err() || config.node(link.peer).is_err() {
+                return Err(invalid(format!(
+                    "faults.links names a node that is not in [[nodes]] ({} → {})",
+                    link.node, link.peer
+                )));
+            }
+            if !(0.0..=1.0).contains(&link.drop) {
+                return Err(invalid("faults.links.drop must be within 0..=1".into()));
+            }
         }
         let s = &config.storage;
         if !(4096..=MAX_SEGMENT_BYTES).contains(&s.segment_size_bytes) {

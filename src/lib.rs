@@ -12,6 +12,7 @@
 //! | [`protocol`] | pure | parses text lines and RESP frames into [`protocol::Command`]s; formats [`protocol::Reply`]s |
 //! | [`storage`] | disk | append-only segment files + in-memory index (Bitcask), group-commit fsync, compaction, crash recovery |
 //! | [`config`] | pure | the cluster's TOML file: nodes, mode, storage options, limits |
+//! | [`node`] | pure | the replication modes as sans-IO state machines: eventual (last writer wins); sequential and linearizable over a sequencer or Lamport-clock total order |
 //! | [`runtime`] | I/O | tokio: the client listener, one task per connection, signals, shutdown |
 //!
 //! Data flows top to bottom: bytes from a client → `protocol` → (the mode's logic; in stage 01
@@ -21,6 +22,7 @@
 
 pub mod check;
 pub mod config;
+pub mod node;
 pub mod protocol;
 pub mod runtime;
 pub mod storage;

@@ -98,7 +98,7 @@ fn data_dir_in_use_by_another_server() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let _first = ServerProcess::start(dir.path(), &data, &config("always", ""));
-    let path = dir.path().join("dkvs.toml");
+    let path = dir.path().join("dkvs-1.toml");
     fails_with(&serve_args(&path, "127.0.0.1:0", &data), &["in use"]);
 }
 

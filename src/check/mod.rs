@@ -15,16 +15,20 @@
 //! | [`eventual`] | did all replicas end up equal, holding only written values? | Vogels 2009 |
 //! | [`shrink`] | the smallest failing part of a history | delta debugging, Zeller 2002 |
 //! | [`jepsen`] | reading other systems' histories | Jepsen |
+//! | [`report`] | verdicts as text for students, as JSON for graders | |
 
 pub mod eventual;
 pub mod history;
 pub mod jepsen;
 pub mod linearizable;
 pub mod model;
+pub mod report;
 pub mod sequential;
 pub mod shrink;
 
 use std::time::{Duration, Instant};
+
+pub use report::{Clock, Property, Report};
 
 pub use history::{
     ClientId, Event, History, HistoryError, HistoryRecorder, Nanos, Op, OpId, Operation, Outcome,
@@ -42,6 +46,10 @@ pub struct Budget {
     pub time_limit: Option<Duration>,
     /// Bytes the search's memo tables may hold.
     pub memory_limit_bytes: usize,
+    /// Search steps that shrinking a violation may spend, in all (0: report the violation
+    /// without shrinking it). Counted in steps, not seconds, so that the explanation is the same
+    /// on every machine and every run.
+    pub shrink_steps: u64,
 }
 
 impl Default for Budget {
@@ -49,6 +57,7 @@ impl Default for Budget {
         Budget {
             time_limit: Some(Duration::from_secs(60)),
             memory_limit_bytes: 1 << 30,
+            shrink_steps: 20_000_000,
         }
     }
 }
@@ -121,4 +130,20 @@ pub struct Violation {
     pub reason: String,
     /// Whether shrinking finished (`false`: the budget ran out and a smaller set may exist).
     pub minimal: bool,
+}
+
+/// Judges `history` against `property`.
+///
+/// # Errors
+/// Only the convergence check can refuse a history: one without replica states.
+pub fn judge(
+    property: Property,
+    history: &History,
+    budget: &Budget,
+) -> Result<Verdict, HistoryError> {
+    Ok(match property {
+        Property::Linearizable => linearizable::check(history, budget),
+        Property::Eventual => eventual::check(history)?,
+        Property::Sequential => sequential::check(history, budget),
+    })
 }

@@ -31,14 +31,26 @@ pub type StateId = u32;
 pub const ABSENT: StateId = 0;
 
 /// Interns the strings a key can hold.
+///
+/// Appends get special care. A history of many concurrent appends has a different state for
+/// every order the search tries, and each state is a longer string than the last: interning them
+/// all as strings costs memory quadratic in the history. So a state made by appending is stored
+/// as a *node* — (state before, appended piece), twelve bytes — and compared with a string only
+/// when a read or a compare-and-set needs it. Two different chains can spell the same string
+/// ("ab"+"c", "a"+"bc"); they then get different ids, which only costs the memo a hit, never
+/// correctness, because every comparison with an observed value is by content.
 #[derive(Debug, Default)]
 pub struct Values {
     strings: Vec<Box<str>>,
     ids: HashMap<Box<str>, StateId>,
-    /// `(state, suffix) → state` for appends already computed, so backtracking over the same
-    /// append does not build the same string again.
+    /// Append nodes: `(state before, piece)`; their ids have [`NODE`] set.
+    nodes: Vec<(StateId, StateId)>,
+    /// `(state, piece) → node`, so the same append from the same state is the same state.
     appended: HashMap<(StateId, StateId), StateId>,
 }
+
+/// Marks a [`StateId`] that names an append node rather than an interned string.
+const NODE: StateId = 1 << 31;
 
 impl Values {
     pub fn new() -> Values {
@@ -51,18 +63,65 @@ impl Values {
             return id;
         }
         self.strings.push(s.into());
-        let id = StateId::try_from(self.strings.len()).expect("fewer than 2^32 distinct values");
+        let id = StateId::try_from(self.strings.len())
+            .ok()
+            .filter(|id| id & NODE == 0)
+            .expect("fewer than 2^31 distinct values");
         self.ids.insert(s.into(), id);
         id
     }
 
     /// The string a state holds (`None`: absent).
-    pub fn get(&self, id: StateId) -> Option<&str> {
+    pub fn get(&self, id: StateId) -> Option<std::borrow::Cow<'_, str>> {
         if id == ABSENT {
-            None
-        } else {
-            Some(&self.strings[id as usize - 1])
+            return None;
         }
+        if id & NODE == 0 {
+            return Some(self.strings[id as usize - 1].as_ref().into());
+        }
+        let mut pieces = Vec::new();
+        let mut at = id;
+        while at & NODE != 0 {
+            let (before, piece) = self.nodes[(at & !NODE) as usize];
+            pieces.push(piece);
+            at = before;
+        }
+        let mut text = String::from(self.plain(at));
+        for piece in pieces.iter().rev() {
+            text.push_str(self.plain(*piece));
+        }
+        Some(text.into())
+    }
+
+    fn plain(&self, id: StateId) -> &str {
+        if id == ABSENT || id & NODE != 0 {
+            ""
+        } else {
+            &self.strings[id as usize - 1]
+        }
+    }
+
+    /// Whether `state` spells exactly the interned string `value` (or both are absent).
+    pub fn equal(&self, state: StateId, value: StateId) -> bool {
+        if state == value {
+            return true;
+        }
+        if state & NODE == 0 || value == ABSENT {
+            // Distinct interned ids are distinct strings; a node is never absent.
+            return false;
+        }
+        // Match the chain's pieces against the end of `value`, last piece first.
+        let mut rest = self.plain(value);
+        let mut at = state;
+        while at & NODE != 0 {
+            let (before, piece) = self.nodes[(at & !NODE) as usize];
+            match rest.strip_suffix(self.plain(piece)) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+            at = before;
+        }
+        rest == self.plain(at)
     }
 
     /// The state after appending `suffix` (an interned id) to `state`.
@@ -73,19 +132,21 @@ impl Values {
         if let Some(&id) = self.appended.get(&(state, suffix)) {
             return id;
         }
-        let joined = format!(
-            "{}{}",
-            self.get(state).unwrap_or(""),
-            self.get(suffix).unwrap_or("")
-        );
-        let id = self.intern(&joined);
+        let id = NODE
+            | StateId::try_from(self.nodes.len())
+                .ok()
+                .filter(|n| n & NODE == 0)
+                .expect("fewer than 2^31 append states");
+        self.nodes.push((state, suffix));
         self.appended.insert((state, suffix), id);
         id
     }
 
     /// Approximate heap bytes held, for memory budgets.
     pub fn heap_bytes(&self) -> usize {
-        self.strings.iter().map(|s| 2 * s.len() + 48).sum::<usize>() + self.appended.len() * 24
+        self.strings.iter().map(|s| 2 * s.len() + 48).sum::<usize>()
+            + self.nodes.capacity() * 8
+            + self.appended.capacity() * 16
     }
 }
 
@@ -159,7 +220,7 @@ impl Step {
     pub fn apply(self, state: StateId, values: &mut Values) -> Option<StateId> {
         match self {
             Step::Read(Expect::Absent) => (state == ABSENT).then_some(state),
-            Step::Read(Expect::Value(v)) => (state == v).then_some(state),
+            Step::Read(Expect::Value(v)) => values.equal(state, v).then_some(state),
             Step::Write(v) => Some(v),
             Step::Append(suffix) => Some(values.append(state, suffix)),
             Step::Cas {
@@ -167,9 +228,13 @@ impl Step {
                 value,
                 outcome,
             } => match outcome {
-                CasOutcome::Applied => (state == expected).then_some(value),
-                CasOutcome::Refused => (state != expected).then_some(state),
-                CasOutcome::Unknown => Some(if state == expected { value } else { state }),
+                CasOutcome::Applied => values.equal(state, expected).then_some(value),
+                CasOutcome::Refused => (!values.equal(state, expected)).then_some(state),
+                CasOutcome::Unknown => Some(if values.equal(state, expected) {
+                    value
+                } else {
+                    state
+                }),
             },
         }
     }
@@ -308,8 +373,26 @@ mod tests {
         let b = Step::Append(v.intern("y"));
         let s1 = a.apply(ABSENT, &mut v).unwrap();
         let s2 = b.apply(s1, &mut v).unwrap();
-        assert_eq!(v.get(s2), Some("xy"));
+        assert_eq!(v.get(s2).as_deref(), Some("xy"));
         // The same append from the same state gives the same id.
         assert_eq!(b.apply(s1, &mut v), Some(s2));
+        // Reads and compare-and-set compare by content, whatever chain built the state.
+        let xy = v.intern("xy");
+        assert!(v.equal(s2, xy));
+        let (yx, xyz) = (v.intern("yx"), v.intern("xyz"));
+        assert!(!v.equal(s2, yx));
+        assert!(!v.equal(s2, xyz));
+        assert!(!v.equal(s2, ABSENT));
+        let c = Step::Append(v.intern("z"));
+        let s3 = c.apply(s2, &mut v).unwrap();
+        assert!(v.equal(s3, xyz));
+        assert_eq!(Step::Read(Expect::Value(xy)).apply(s2, &mut v), Some(s2));
+        let cas = Step::Cas {
+            expected: xy,
+            value: v.intern("new"),
+            outcome: CasOutcome::Applied,
+        };
+        let after = cas.apply(s2, &mut v).unwrap();
+        assert_eq!(v.get(after).as_deref(), Some("new"));
     }
 }

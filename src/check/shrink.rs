@@ -11,6 +11,108 @@
 //! Every candidate is re-checked by the real checker, so shrinking can never invent a violation;
 //! it only chooses which true counterexample to show.
 
+use std::collections::HashSet;
+
+use super::history::{Op, Operation, Outcome};
+
+/// Whether `candidate` (a subset of `all`, by [`Operation::index`]) left out only writes that
+/// no operation in `candidate` observed — the test every shrinking candidate must pass, so
+/// that the counterexample shown is one the system really produced.
+///
+/// Removing a read is always safe: reads change nothing. Removing a write is not: drop the only
+/// `set x 1` and a read that saw 1 now saw "a value nobody wrote"; drop a `del x` and a read that
+/// found nothing is now "stale" — violations the shrinker would have invented. The lemma that
+/// makes removal safe: if a history is consistent, it stays consistent without a write `w` that
+/// no remaining operation observed, because in a legal order the operations between `w` and the
+/// next write are exactly the ones that saw `w`'s effect. Contrapositive: a candidate that
+/// fails does not fail merely for lack of its removed writes.
+///
+/// An operation `r` *observes* a write `w` of its key when `r`'s result could depend on `w`:
+/// a read that saw a value containing `w`'s (containment covers appends), a read of nothing and
+/// a delete, a compare-and-set whose expected value contains `w`'s, and a refused or unanswered
+/// compare-and-set (whatever `w` wrote). With `real_time` (linearizability, where every order respects
+/// real time) `r` cannot observe a `w` that began after `r` returned, nor one that a completed
+/// write certainly overwrote before `r` began; under sequential consistency real time means
+/// nothing and these exemptions do not apply.
+pub fn removals_unobserved(candidate: &[Operation], all: &[Operation], real_time: bool) -> bool {
+    let kept: HashSet<usize> = candidate.iter().map(|o| o.index).collect();
+    let removed: Vec<&Operation> = all
+        .iter()
+        .filter(|w| !kept.contains(&w.index) && w.op.is_write() && w.outcome != Outcome::Fail)
+        .collect();
+    if removed.is_empty() {
+        return true;
+    }
+    for r in candidate {
+        // The latest start of a completed write that finished before `r` began: any write that
+        // had returned before then was certainly overwritten before `r`.
+        let overwritten_before = if real_time {
+            candidate
+                .iter()
+                .filter(|w2| {
+                    w2.op.key() == r.op.key()
+                        && certainly_wrote(w2)
+                        && w2.return_ns.is_some_and(|t| t < r.call_ns)
+                })
+                .map(|w2| w2.call_ns)
+                .max()
+        } else {
+            None
+        };
+        for w in &removed {
+            if real_time {
+                if w.call_ns > r.return_ns.unwrap_or(u64::MAX) {
+                    continue;
+                }
+                if let (Some(ret), Some(cut)) = (w.return_ns, overwritten_before)
+                    && ret < cut
+                {
+                    continue;
+                }
+            }
+            if observes(r, w, candidate) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Whether `r`'s result could depend on `w` (see [`removals_unobserved`]).
+fn observes(r: &Operation, w: &Operation, ops: &[Operation]) -> bool {
+    let key = w.op.key();
+    if r.op.key() != key || r.index == w.index {
+        return false;
+    }
+    let has_appends = || {
+        ops.iter()
+            .any(|o| o.op.key() == key && matches!(o.op, Op::Append { .. }))
+    };
+    let contains = |seen: &str| match &w.op {
+        Op::Set { value, .. } | Op::Append { value, .. } | Op::Cas { value, .. } => {
+            seen.contains(value.as_str())
+        }
+        // Appends after a delete start from nothing: what they built shows the delete.
+        Op::Del { .. } => has_appends(),
+        Op::Get { .. } => false,
+    };
+    match (&r.op, &r.outcome) {
+        (Op::Get { .. }, Outcome::Value { value }) => contains(value),
+        (Op::Get { .. }, Outcome::NotFound) => matches!(w.op, Op::Del { .. }),
+        (Op::Cas { expected, .. }, Outcome::Ok) => match expected {
+            Some(e) => contains(e),
+            None => matches!(w.op, Op::Del { .. }),
+        },
+        (Op::Cas { .. }, Outcome::Mismatch | Outcome::Unknown) => true,
+        _ => false,
+    }
+}
+
+/// A write whose effect is fixed: it returned and certainly replaced the key's value.
+fn certainly_wrote(op: &Operation) -> bool {
+    op.outcome == Outcome::Ok && matches!(op.op, Op::Set { .. } | Op::Del { .. } | Op::Cas { .. })
+}
+
 /// What the oracle says about a candidate subset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Probe {

@@ -73,6 +73,10 @@ pub enum Command {
     ConfigGet { patterns: Vec<Bytes> },
     /// RESP `INFO [section]`.
     Info,
+    /// Text `fault …`: inject or clear network faults at this node (replicated modes):
+    /// `fault`, `fault heal`, `fault partition <peer>…`, `fault drop <peer> <probability>`,
+    /// `fault delay <peer> <ms>`. The words after `fault` are kept raw for the runtime.
+    Fault { args: Bytes },
 }
 
 impl Command {
@@ -211,4 +215,4 @@ pub fn format(dialect: Dialect, reply: &Reply<'_>, out: &mut bytes::BytesMut) {
 }
 
 /// The one line that `help` prints.
-pub const HELP: &str = "commands: set <key> <value> | get <key> | del <key> | ping | stats | compact | help | quit | exit | kill";
+pub const HELP: &str = "commands: set <key> <value> | get <key> | del <key> | ping | stats | compact | fault [heal | partition <node>... | drop <node> <p> | delay <node> <ms>] | help | quit | exit | kill";

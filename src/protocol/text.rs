@@ -184,6 +184,12 @@ pub fn parse(line: &Bytes, limits: &Limits) -> Result<Command, RequestError> {
         Ok(Command::Quit)
     } else if lower("kill") {
         no_args("kill", Command::Kill)
+    } else if lower("fault") {
+        // Parsed by the runtime, which knows the peers.
+        let rest = args[0]
+            .as_ref()
+            .map_or(Bytes::new(), |r| line.slice(r.start..));
+        Ok(Command::Fault { args: rest })
     } else {
         Err(RequestError::UnknownCommand(printable(name)))
     }

@@ -189,6 +189,13 @@ impl Session {
                 // Leave the rest for after these replies are sent (see MAX_PENDING_OUTPUT).
                 break;
             }
+            if let Some(replica) = &shared.replica
+                && let Ok(command) = &batch[i]
+                && replicated(replica, command, dialect, out).await
+            {
+                i += 1;
+                continue;
+            }
             // Group a run of consecutive writes into one append.
             let run = batch[i..]
                 .iter()
@@ -236,6 +243,7 @@ impl Session {
     }
 
     /// Applies a run of `set`/`del` commands in one append; returns the fsync ticket.
+    /// (Single-node mode only: replicated modes go through [`replicated`].)
     fn write_run(
         &mut self,
         shared: &Shared,
@@ -311,6 +319,13 @@ impl Session {
                 reply(Reply::Integer(n as i64), out);
             }
             Command::Ping { message } => reply(Reply::Pong(message.as_deref()), out),
+            Command::Fault { args } => match &shared.replica {
+                None => reply(Reply::Error("faults need a replicated mode"), out),
+                Some(replica) => match fault(replica, args) {
+                    Ok(now) => reply(Reply::Done(&now), out),
+                    Err(e) => reply(Reply::Error(&e), out),
+                },
+            },
             Command::Echo { message } => reply(Reply::Value(message), out),
             Command::DbSize => reply(Reply::Integer(shared.store.len() as i64), out),
             Command::Stats => reply(Reply::Stats(&stats(shared)), out),
@@ -436,6 +451,101 @@ fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
         }
     }
     pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
+}
+
+/// In a replicated mode, hands a data command to the node's mode and formats its answer;
+/// `false` if the command is not one the mode handles (it then runs locally).
+async fn replicated(
+    replica: &super::replica::ReplicaHandle,
+    command: &Command,
+    dialect: Dialect,
+    out: &mut BytesMut,
+) -> bool {
+    use crate::node::{Request, Response};
+    let is_del = matches!(command, Command::Del { .. });
+    let request = match command {
+        Command::Get { key } => Request::Get { key: key.to_vec() },
+        Command::Set { key, value } => Request::Set {
+            key: key.to_vec(),
+            value: value.to_vec(),
+        },
+        Command::Del { keys } if keys.len() == 1 => Request::Del {
+            key: keys[0].to_vec(),
+        },
+        Command::Del { .. } => {
+            protocol::format(
+                dialect,
+                &Reply::Error("replicated modes delete one key at a time"),
+                out,
+            );
+            return true;
+        }
+        Command::Exists { .. } | Command::DbSize => {
+            protocol::format(
+                dialect,
+                &Reply::Error("not supported in replicated modes; use get"),
+                out,
+            );
+            return true;
+        }
+        _ => return false,
+    };
+    let key = match &request {
+        Request::Get { key } | Request::Set { key, .. } | Request::Del { key } => key,
+    };
+    if key.starts_with(super::replica::META_PREFIX) {
+        protocol::format(
+            dialect,
+            &Reply::Error("keys starting with NUL are reserved"),
+            out,
+        );
+        return true;
+    }
+    let response = replica.request(request).await;
+    let reply = match (&response, is_del, dialect) {
+        (Response::Ok, true, Dialect::Resp) => Reply::Integer(1),
+        (Response::NotFound, true, Dialect::Resp) => Reply::Integer(0),
+        (Response::NotFound, true, Dialect::Text) => Reply::Ok,
+        (Response::Ok, _, _) => Reply::Ok,
+        (Response::Value(v), _, _) => Reply::Value(v),
+        (Response::NotFound, _, _) => Reply::NotFound,
+        (Response::Err(e), _, _) => Reply::Error(e),
+    };
+    protocol::format(dialect, &reply, out);
+    true
+}
+
+/// Runs a `fault` admin command; returns the faults now in force.
+fn fault(replica: &super::replica::ReplicaHandle, args: &[u8]) -> Result<String, String> {
+    const USAGE: &str =
+        "usage: fault [heal | partition <node>... | drop <node> <probability> | delay <node> <ms>]";
+    let text = std::str::from_utf8(args).map_err(|_| USAGE.to_string())?;
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let node = |w: &str| w.parse::<u32>().map_err(|_| format!("not a node id: {w}"));
+    let faults = &replica.faults;
+    match words.as_slice() {
+        [] => {}
+        ["heal"] => faults.heal(),
+        ["partition", peers @ ..] if !peers.is_empty() => {
+            for p in peers {
+                faults.update(node(p)?, |f| f.partitioned = true);
+            }
+        }
+        ["drop", peer, p] => {
+            let p: f64 = p
+                .parse()
+                .ok()
+                .filter(|p: &f64| (0.0..=1.0).contains(p))
+                .ok_or("probability must be within 0..=1")?;
+            faults.update(node(peer)?, |f| f.drop = p);
+        }
+        ["delay", peer, ms] => {
+            let ms: u64 = ms.parse().map_err(|_| "delay must be whole milliseconds")?;
+            faults.update(node(peer)?, |f| f.delay_ms = ms);
+        }
+        _ => return Err(USAGE.to_string()),
+    }
+    Ok(format!("faults: {}", faults.describe()))
 }
 
 #[cfg(test)]

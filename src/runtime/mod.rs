@@ -8,6 +8,7 @@
 //! exits with status 0.
 
 pub mod connection;
+pub mod replica;
 pub mod server;
 
 pub use server::{ServeOptions, Server};

@@ -28,6 +28,9 @@ pub enum ServeError {
     /// The config does not describe the requested node.
     #[error("{0}")]
     Config(String),
+    /// The replication mode could not start (peer address, recovery).
+    #[error("{0}")]
+    Replica(String),
     /// The store could not be opened or closed.
     #[error("storage in {dir}: {source}")]
     Storage {
@@ -57,6 +60,9 @@ pub struct ServeOptions {
 pub(crate) struct Shared {
     /// The node's store.
     pub store: Store,
+    /// The replication mode's driver; `None` for a single node, whose commands go straight to
+    /// the store.
+    pub replica: Option<super::replica::ReplicaHandle>,
     /// Limits the parsers enforce.
     pub limits: Limits,
     /// The consistency mode, shown by `stats`.
@@ -73,6 +79,59 @@ pub(crate) struct Shared {
     pub total_connections: AtomicU64,
     /// Cancelled to stop the server.
     pub shutdown: CancellationToken,
+}
+
+/// The replica's settings for node `me`, from the config.
+fn replica_config(
+    config: &Config,
+    me: u32,
+    kind: crate::node::ModeKind,
+) -> super::replica::ReplicaConfig {
+    let r = &config.replication;
+    let peer_of = |id: u32| {
+        config
+            .node(id)
+            .ok()
+            .and_then(|n| n.peer)
+            .expect("validated: every node has a peer address")
+    };
+    super::replica::ReplicaConfig {
+        me,
+        kind,
+        tob: match config.tob {
+            crate::config::Tob::Sequencer => crate::node::Tob::Sequencer,
+            crate::config::Tob::Lamport => crate::node::Tob::Lamport,
+        },
+        options: crate::node::NodeOptions {
+            retry_interval_ms: r.retry_interval_ms,
+            max_pending: r.max_pending,
+            log_capacity: r.log_capacity,
+        },
+        listen: peer_of(me),
+        peers: config
+            .nodes
+            .iter()
+            .filter(|n| n.id != me)
+            .map(|n| (n.id, peer_of(n.id)))
+            .collect(),
+        tick_interval_ms: r.tick_interval_ms,
+        faults: config
+            .faults
+            .links
+            .iter()
+            .filter(|l| l.node == me)
+            .map(|l| {
+                (
+                    l.peer,
+                    super::replica::LinkFault {
+                        partitioned: l.partitioned,
+                        drop: l.drop,
+                        delay_ms: l.delay_ms,
+                    },
+                )
+            })
+            .collect(),
+    }
 }
 
 /// A started server: bound, store open, not yet accepting until [`Server::run`].
@@ -111,7 +170,22 @@ impl Server {
                 return Err(ServeError::Bind { addr, source });
             }
         };
+        let shutdown = CancellationToken::new();
+        let replica = match config.mode.replicated() {
+            None => None,
+            Some(kind) => {
+                let replica_config = replica_config(config, node.id, kind);
+                match super::replica::start(replica_config, store.clone(), shutdown.clone()).await {
+                    Ok(handle) => Some(handle),
+                    Err(e) => {
+                        let _ = store.close();
+                        return Err(ServeError::Replica(format!("{e:#}")));
+                    }
+                }
+            }
+        };
         let shared = Arc::new(Shared {
+            replica,
             store,
             limits: config.limits.protocol(),
             mode: config.mode,
@@ -120,7 +194,7 @@ impl Server {
             started: Instant::now(),
             connections: AtomicUsize::new(0),
             total_connections: AtomicU64::new(0),
-            shutdown: CancellationToken::new(),
+            shutdown,
         });
         Ok(Server {
             listener,

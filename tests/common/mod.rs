@@ -47,9 +47,15 @@ impl ServerProcess {
     /// Starts a server with `config` (TOML text) keeping its data in `data_dir`; waits until it
     /// listens. `dir` holds the config file and the log.
     pub fn start(dir: &Path, data_dir: &Path, config: &str) -> ServerProcess {
-        let config_path = dir.join("dkvs.toml");
+        ServerProcess::start_node(dir, data_dir, config, 1)
+    }
+
+    /// Like [`ServerProcess::start`], for node `node` of a cluster config (its client port is
+    /// still chosen freely; peer addresses come from the config).
+    pub fn start_node(dir: &Path, data_dir: &Path, config: &str, node: u32) -> ServerProcess {
+        let config_path = dir.join(format!("dkvs-{node}.toml"));
         std::fs::write(&config_path, config).expect("write config");
-        let log = dir.join(format!("server-{}.log", std::process::id()));
+        let log = dir.join(format!("server-{}-{node}.log", std::process::id()));
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -58,6 +64,7 @@ impl ServerProcess {
         let mut child = Command::new(binary())
             .args(["serve", "--config"])
             .arg(&config_path)
+            .args(["--node", &node.to_string()])
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .stdin(Stdio::null())

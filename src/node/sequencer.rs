@@ -1,0 +1,819 @@
+//! Total-order broadcast with a fixed sequencer (`tob = "sequencer"`).
+//!
+//! # The protocol
+//!
+//! One node — the one with the smallest id — is the **sequencer**: it numbers operations
+//! 1, 2, 3, … and every replica applies them in that order. The rest follows from "one
+//! numbering, applied in order everywhere": replicas pass through the same states, so they
+//! agree. This is the *fixed sequencer* family of Défago, Schiper and Urbán's survey (ACM
+//! Computing Surveys 36(4), 2004), used by Amoeba and by many a message bus.
+//!
+//! 1. A client's operation reaches some node, its **origin**. The origin sends it to the
+//!    sequencer as [`Message::Forward`] (the sequencer's own clients skip this step) and keeps
+//!    resending it every `retry_interval_ms` until it comes back numbered.
+//! 2. The sequencer gives it the next number `seq`, records that `seq` is taken (meta
+//!    `seq.ordered`), applies it itself, and sends [`Message::Ordered`]`{seq, id, op}` to
+//!    everyone.
+//! 3. Every node delivers operations strictly in `seq` order: one that arrives early waits in a
+//!    **hold-back queue** until the gap before it fills. Delivering means applying the write
+//!    and recording the position (meta `seq.delivered`, written after the value, so a crash in
+//!    between re-applies the same write at the same place: harmless).
+//! 4. The origin answers its client when *it* delivers the operation — not when the sequencer
+//!    numbers it. By then the origin's own state includes the write, so the client's next read
+//!    on that node sees it.
+//!
+//! Reads are local in `sequential` mode: total order for writes, local reads and "answer a
+//! write only once it is applied locally" together give sequential consistency (Attiya and
+//! Welch, ACM TOCS 12(2), 1994). A local read can be stale — another node may have delivered
+//! further — so it is not linearizable. In `linearizable` mode a read is sent through the order
+//! as [`Operation::Read`] like a write, and answered by its origin when it is delivered: it sees
+//! exactly the writes ordered before it.
+//!
+//! # Filling gaps
+//!
+//! Messages get lost, so numbers go missing. Three mechanisms bring them back:
+//!
+//! - **Acknowledgements and retransmission.** Each follower reports its position with
+//!   [`Message::CatchUp`]`{from_seq: delivered + 1}` on a tick when it has delivered something
+//!   new; the sequencer resends, every `retry_interval_ms`, what a follower has not reported.
+//! - **Catch-up.** A follower that sees a gap (something held back) for a whole tick, or that
+//!   has just started, or whose sequencer has just reconnected, sends `CatchUp` at once; the
+//!   sequencer answers with the missing entries and a [`Message::CatchUpReply`] saying which
+//!   numbers it still holds and the last one it has handed out.
+//! - **Retried forwards.** An origin resends an unanswered forward; the sequencer recognises
+//!   it by its [`MsgId`] and sends its `Ordered` entry again rather than numbering it twice.
+//!
+//! Every node keeps its last [`NodeOptions::log_capacity`] delivered operations (the sequencer's
+//! copy is "the ordered log"). When the sequencer no longer holds what a follower needs — it
+//! restarted, or the follower is too far behind — the follower asks *every* peer, since any of
+//! them may still hold those entries. A node further behind than every peer's log cannot catch
+//! up this way: it would need a copy of a peer's state (a snapshot), which this mode does not
+//! have.
+//!
+//! # Recognising a retried forward with bounded memory
+//!
+//! Numbering a retried forward a second time would apply one client write twice, at two places
+//! in the order — visible, for instance, as a key going `1 → 2 → 1` after one `set 1`. The
+//! sequencer recognises retries by the ids of the operations in its log, but the log is bounded
+//! and forgotten on restart. So a forward also carries its origin's `delivered` position, and
+//! the sequencer only considers a forward whose sender has delivered everything *before its
+//! log*: `delivered + 1 >= first seq in the log`. If that forward's operation was already
+//! numbered, the number is larger than the origin's position when it sent the forward (an
+//! origin only forwards operations it has not delivered), hence inside the log, hence
+//! recognised. Forwards from nodes further behind are ignored until those nodes catch up.
+//!
+//! # Bounds
+//!
+//! - Operations a node has accepted from its clients and not yet delivered:
+//!   [`NodeOptions::max_pending`]; beyond it, `Err("busy: …")`.
+//! - Hold-back queue: only numbers up to `delivered + log_capacity` are held; later ones are
+//!   dropped and come back through catch-up.
+//! - Delivered log: the last `log_capacity` operations, on every node.
+//! - A catch-up answer: at most [`super::CATCH_UP_BATCH`] entries (about
+//!   [`super::CATCH_UP_BATCH_BYTES`]); a node far behind asks again as it progresses.
+//!
+//! # Failures: what blocks, what is tolerated
+//!
+//! - Lost, duplicated, delayed, reordered messages: tolerated.
+//! - A follower down: tolerated; the others go on, and it catches up when it returns (if it is
+//!   not more than `log_capacity` behind).
+//! - **The sequencer down: writes stop everywhere** (and reads too in `linearizable` mode):
+//!   forwards wait, then clients get `busy`. `sequential` reads go on locally. Electing a new
+//!   sequencer safely needs the nodes to agree on what the old one numbered — consensus, which
+//!   is stage 07.
+//! - A follower restart: it recovers its values and position from storage and is *not ready*
+//!   (clients get `Err("not ready: catching up")`) until it has heard the sequencer's last
+//!   number since restarting and delivered up to it.
+//! - A sequencer restart: it resumes numbering after `seq.ordered`. Ordering and its own
+//!   delivery happen in one step, so normally it has delivered everything it numbered and is
+//!   ready at once; its log starts empty, so followers behind it catch up from each other.
+//! - **The window that blocks for good:** the sequencer crashes after numbering an operation
+//!   but before any follower has received it. The sequencer has applied the operation, but its
+//!   log was in memory and no one else holds it; followers wait for that number forever. Safety
+//!   holds — nobody applies anything in its place — but progress stops until an operator steps
+//!   in. A durable ordered log (or consensus, stage 07) closes the window.
+
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry as MapEntry;
+
+use super::{
+    Input, LamportClock, Lease, Message, Mode, MsgId, NodeId, NodeOptions, Operation, Output,
+    Request, RequestId, Response, Stamp, Storage, StorageError, TraceKind, apply_ordered, batch,
+    ignore, read_local, reply, send, trace, trace_receive, trace_request, write_response,
+};
+
+/// A replica in the sequencer-ordered modes (`sequential` or `linearizable`).
+#[derive(Debug)]
+pub struct Sequencer {
+    /// This node.
+    me: NodeId,
+    /// Every other node, sorted.
+    peers: Vec<NodeId>,
+    /// The node that numbers operations: the smallest id of the cluster.
+    sequencer: NodeId,
+    /// Whether reads go through the order (`linearizable`) or are local (`sequential`).
+    linearizable: bool,
+    /// Retry interval and bounds.
+    options: NodeOptions,
+    /// Lamport clock; here it only orders trace events, the order itself is `seq`.
+    clock: LamportClock,
+    /// Keeps the clock's persisted bound ahead of it.
+    clock_lease: Lease,
+    /// The last [`MsgId`] counter used for an operation of this node.
+    last_id: u64,
+    /// Keeps the id counter's persisted bound ahead of it.
+    id_lease: Lease,
+    /// The latest tick's time.
+    now_ms: u64,
+
+    /// The last sequence number applied here (meta `seq.delivered`).
+    delivered: u64,
+    /// The last `log_capacity` delivered operations, to help others catch up.
+    log: BTreeMap<u64, Entry>,
+    /// The ids of the operations in `log`, to recognise retried forwards.
+    log_ids: BTreeMap<MsgId, u64>,
+    /// Operations received ahead of a gap, waiting for it to fill.
+    holdback: BTreeMap<u64, Entry>,
+    /// This node's client operations not yet delivered here, with their clients.
+    waiting: BTreeMap<MsgId, Waiting>,
+
+    /// Whether clients are served (see [`Mode::ready`]).
+    ready: bool,
+    /// The sequencer's last number, as heard since start-up (followers only).
+    target: Option<u64>,
+    /// Whether catch-up requests go to every peer (the sequencer cannot serve them).
+    ask_all: bool,
+    /// `delivered` as last reported in a catch-up request (the sequencer's view of us).
+    reported: u64,
+    /// The sequencer does not know where we are (it resent something we have, or told us its
+    /// position unasked): report our position at the next tick.
+    ack_owed: bool,
+    /// A catch-up request to the sequencer awaits its answer.
+    asked: bool,
+    /// When the last catch-up request was sent.
+    last_catch_up_ms: Option<u64>,
+    /// `delivered` when a gap was first seen: a gap still there a tick later is worth a request.
+    gap_at: Option<u64>,
+
+    /// The sequencer only: the last number handed out (meta `seq.ordered`).
+    ordered: u64,
+    /// The sequencer only: what each follower has reported delivering.
+    followers: BTreeMap<NodeId, Follower>,
+    /// The sequencer only: forwards that arrived before the operation they come `after`,
+    /// keyed by that operation, with when they arrived.
+    parked: BTreeMap<MsgId, (Entry, u64)>,
+}
+
+/// An operation with its id: an entry of the order.
+#[derive(Debug, Clone)]
+struct Entry {
+    id: MsgId,
+    op: Operation,
+}
+
+/// A client operation waiting for its place in the order.
+#[derive(Debug)]
+struct Waiting {
+    /// Whom to answer.
+    client: RequestId,
+    /// The operation, to resend.
+    op: Operation,
+    /// When the forward was last sent.
+    sent_ms: u64,
+}
+
+/// What the sequencer knows about a follower.
+#[derive(Debug, Default)]
+struct Follower {
+    /// The last number it reported delivering; `None` until it reports after our start.
+    acked: Option<u64>,
+    /// When we last sent it entries.
+    sent_ms: u64,
+}
+
+impl Sequencer {
+    /// Recovers the node from `storage`: clock, id counter, delivered position and, on the
+    /// sequencer, the last number handed out.
+    ///
+    /// # Errors
+    /// A [`StorageError`] while reading meta entries.
+    pub fn recover(
+        me: NodeId,
+        peers: Vec<NodeId>,
+        linearizable: bool,
+        storage: &mut dyn Storage,
+        options: NodeOptions,
+    ) -> Result<Sequencer, StorageError> {
+        let clock_lease = Lease::recover("clock", storage)?;
+        let id_lease = Lease::recover("msg_seq", storage)?;
+        let delivered = storage.get_meta("seq.delivered")?.unwrap_or(0);
+        let sequencer = peers.iter().copied().fold(me, NodeId::min);
+        let mut ordered = 0;
+        if sequencer == me {
+            ordered = storage.get_meta("seq.ordered")?.unwrap_or(0).max(delivered);
+            if peers.is_empty() {
+                // Numbered but not applied (a crash inside the step) and, alone, sent to no
+                // one: nobody holds it, so the number can be handed out again.
+                ordered = delivered;
+            }
+        }
+        Ok(Sequencer {
+            me,
+            peers,
+            sequencer,
+            linearizable,
+            options,
+            clock: LamportClock::new(clock_lease.bound),
+            clock_lease,
+            last_id: id_lease.bound,
+            id_lease,
+            now_ms: 0,
+            delivered,
+            log: BTreeMap::new(),
+            log_ids: BTreeMap::new(),
+            holdback: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+            ready: sequencer == me && delivered >= ordered,
+            target: None,
+            ask_all: sequencer == me,
+            reported: delivered,
+            ack_owed: false,
+            asked: false,
+            last_catch_up_ms: None,
+            gap_at: None,
+            ordered,
+            followers: BTreeMap::new(),
+            parked: BTreeMap::new(),
+        })
+    }
+
+    fn is_sequencer(&self) -> bool {
+        self.me == self.sequencer
+    }
+
+    /// The first number this node can still send to others: its log holds every delivered
+    /// operation from here on.
+    fn log_first(&self) -> u64 {
+        self.log
+            .first_key_value()
+            .map_or(self.delivered + 1, |(&seq, _)| seq)
+    }
+
+    /// How far beyond `delivered` operations are held back.
+    fn window(&self) -> u64 {
+        self.options.log_capacity.max(1) as u64
+    }
+
+    fn on_client(
+        &mut self,
+        id: RequestId,
+        request: Request,
+        storage: &mut dyn Storage,
+        out: &mut Vec<Output>,
+    ) -> Result<(), StorageError> {
+        trace_request(out, self.me, self.clock.time(), id, &request);
+        if !self.ready {
+            let response = Response::Err("not ready: catching up".into());
+            reply(out, self.me, self.clock.time(), id, None, response);
+            return Ok(());
+        }
+        let op = request.into_operation();
+        if let Operation::Read { key } = &op
+            && !self.linearizable
+        {
+            let response = read_local(storage, key);
+            reply(out, self.me, self.clock.time(), id, None, response);
+            return Ok(());
+        }
+        if self.waiting.len() >= self.options.max_pending {
+            let why = format!(
+                "busy: {} requests already wait for their place in the order",
+                self.waiting.len()
+            );
+            reply(
+                out,
+                self.me,
+                self.clock.time(),
+                id,
+                None,
+                Response::Err(why),
+            );
+            return Ok(());
+        }
+        self.last_id += 1;
+        self.id_lease.cover(self.last_id, storage)?;
+        let msg_id = MsgId::new(self.me, self.last_id);
+        self.waiting.insert(
+            msg_id,
+            Waiting {
+                client: id,
+                op: op.clone(),
+                sent_ms: self.now_ms,
+            },
+        );
+        if self.is_sequencer() {
+            self.order(msg_id, op, storage, out)?;
+        } else {
+            let time = self.clock.tick();
+            if let Some(forward) = self.forward(msg_id, time) {
+                send(out, self.me, time, self.sequencer, forward);
+            }
+        }
+        Ok(())
+    }
+
+    /// The forward of waiting operation `id`, chained `after` the one before it that still
+    /// waits: whatever order the network delivers them in, the sequencer numbers a node's
+    /// operations in the order its clients sent them.
+    fn forward(&self, id: MsgId, time: u64) -> Option<Message> {
+        let waiting = self.waiting.get(&id)?;
+        let after = self.waiting.range(..id).next_back().map(|(&a, _)| a);
+        Some(Message::Forward {
+            id,
+            op: waiting.op.clone(),
+            after,
+            delivered: self.delivered,
+            time,
+        })
+    }
+
+    /// Sends the forwards of the waiting operations that `due` selects.
+    fn resend_forwards(&mut self, due: impl Fn(&Waiting) -> bool, out: &mut Vec<Output>) {
+        let ids: Vec<MsgId> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| due(w))
+            .map(|(&id, _)| id)
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        let time = self.clock.tick();
+        for id in ids {
+            if let Some(forward) = self.forward(id, time) {
+                send(out, self.me, time, self.sequencer, forward);
+            }
+            if let Some(waiting) = self.waiting.get_mut(&id) {
+                waiting.sent_ms = self.now_ms;
+            }
+        }
+    }
+
+    /// The sequencer receives a forward: numbers it, unless it is a retry or must wait for the
+    /// operation it comes after.
+    fn on_forward(
+        &mut self,
+        from: NodeId,
+        id: MsgId,
+        op: Operation,
+        after: Option<MsgId>,
+        storage: &mut dyn Storage,
+        out: &mut Vec<Output>,
+    ) -> Result<(), StorageError> {
+        if let Some(&seq) = self.log_ids.get(&id) {
+            // A retry of an operation already numbered: its Ordered was lost.
+            let time = self.clock.tick();
+            send(
+                out,
+                self.me,
+                time,
+                from,
+                Message::Ordered { seq, id, op, time },
+            );
+            return Ok(());
+        }
+        if let Some(before) = after
+            && !self.log_ids.contains_key(&before)
+        {
+            // Not numbered yet (if it were, it would be in the log: the acceptance rule in the
+            // module docs). Park this one until it is; the origin keeps retrying both.
+            let parked_here: Vec<MsgId> = self
+                .parked
+                .iter()
+                .filter(|(_, (e, _))| e.id.origin == id.origin)
+                .map(|(&k, _)| k)
+                .collect();
+            if parked_here.len() >= self.options.max_pending {
+                // Full: forget the oldest (most likely left by a crashed incarnation of the
+                // origin); if it still matters, its origin retries it.
+                let oldest = parked_here
+                    .iter()
+                    .min_by_key(|k| self.parked[k].0.id)
+                    .copied();
+                if let Some(oldest) = oldest {
+                    self.parked.remove(&oldest);
+                }
+            }
+            self.parked.insert(before, (Entry { id, op }, self.now_ms));
+            return Ok(());
+        }
+        self.order(id, op, storage, out)?;
+        let mut last = id;
+        while let Some((next, _)) = self.parked.remove(&last) {
+            last = next.id;
+            if !self.log_ids.contains_key(&next.id) {
+                self.order(next.id, next.op, storage, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The sequencer numbers an operation, sends it to everyone and delivers it itself.
+    fn order(
+        &mut self,
+        id: MsgId,
+        op: Operation,
+        storage: &mut dyn Storage,
+        out: &mut Vec<Output>,
+    ) -> Result<(), StorageError> {
+        let seq = self.ordered + 1;
+        // Recorded before anything else: a number is never handed out twice, even if the node
+        // crashes before it has applied the operation.
+        storage.put_meta("seq.ordered", seq)?;
+        self.ordered = seq;
+        let time = self.clock.tick();
+        for &peer in &self.peers {
+            let ordered = Message::Ordered {
+                seq,
+                id,
+                op: op.clone(),
+                time,
+            };
+            send(out, self.me, time, peer, ordered);
+            self.followers.entry(peer).or_default().sent_ms = self.now_ms;
+        }
+        self.deliver(seq, Entry { id, op }, storage, out)
+    }
+
+    /// Applies operation `seq` (the next one), answers its client if it started here, and
+    /// keeps it in the log.
+    fn deliver(
+        &mut self,
+        seq: u64,
+        entry: Entry,
+        storage: &mut dyn Storage,
+        out: &mut Vec<Output>,
+    ) -> Result<(), StorageError> {
+        debug_assert_eq!(seq, self.delivered + 1, "delivery in order");
+        let time = self.clock.time();
+        trace(
+            out,
+            self.me,
+            time,
+            TraceKind::Deliver,
+            Some(entry.id),
+            format!("{seq}: {}", entry.op),
+        );
+        let mut existed = false;
+        if let Operation::Write(write) = &entry.op {
+            // The same stamp on every replica: (seq, origin) is unique and identical everywhere.
+            let stamp = Stamp::new(seq, entry.id.origin);
+            existed = apply_ordered(storage, write, stamp)?;
+            trace(
+                out,
+                self.me,
+                time,
+                TraceKind::Apply,
+                Some(entry.id),
+                format!("{seq}: {write}"),
+            );
+        }
+        // After the value: a crash in between re-applies this same write, which is harmless.
+        storage.put_meta("seq.delivered", seq)?;
+        self.delivered = seq;
+
+        if entry.id.origin == self.me
+            && let Some(waiting) = self.waiting.remove(&entry.id)
+        {
+            let response = match &entry.op {
+                Operation::Write(write) => write_response(write, existed),
+                // Answered here, at its place: it sees every write ordered before it.
+                Operation::Read { key } => read_local(storage, key),
+            };
+            reply(out, self.me, time, waiting.client, Some(entry.id), response);
+        }
+
+        self.log_ids.insert(entry.id, seq);
+        self.log.insert(seq, entry);
+        while self.log.len() > self.options.log_capacity {
+            if let Some((_, old)) = self.log.pop_first() {
+                self.log_ids.remove(&old.id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Why a message is dropped unread, if it is.
+    fn reject(&self, from: NodeId, message: &Message) -> Option<&'static str> {
+        if !self.peers.contains(&from) {
+            return Some("unknown sender");
+        }
+        match message {
+            Message::Forward {
+                id,
+                after,
+                delivered,
+                ..
+            } => {
+                if !self.is_sequencer() {
+                    Some("not the sequencer")
+                } else if id.origin != from {
+                    Some("forwarded by a node other than its origin")
+                } else if after.is_some_and(|a| a.origin != id.origin || a >= *id) {
+                    Some("after must name an earlier operation of the same origin")
+                } else if !self.ready {
+                    Some("sequencer still catching up")
+                } else if !self.log_ids.contains_key(id) && delivered + 1 < self.log_first() {
+                    Some("forwarder too far behind for a retry to be recognised")
+                } else {
+                    None
+                }
+            }
+            Message::Ordered { seq, .. } => {
+                if self.is_sequencer() && *seq > self.ordered {
+                    Some("a number the sequencer never handed out")
+                } else if *seq > self.delivered + self.window() {
+                    Some("beyond the hold-back window")
+                } else {
+                    None
+                }
+            }
+            Message::CatchUp { .. } => None,
+            Message::CatchUpReply { .. } if from != self.sequencer => Some("not the sequencer"),
+            Message::CatchUpReply { .. } => None,
+            _ => Some("not a sequencer-mode message"),
+        }
+    }
+
+    fn on_peer(
+        &mut self,
+        from: NodeId,
+        message: Message,
+        storage: &mut dyn Storage,
+        out: &mut Vec<Output>,
+    ) -> Result<(), StorageError> {
+        if let Some(why) = self.reject(from, &message) {
+            ignore(out, self.me, self.clock.time(), from, &message, why);
+            return Ok(());
+        }
+        let time = self.clock.observe(message.time());
+        trace_receive(out, self.me, time, from, &message);
+        match message {
+            Message::Forward { id, op, after, .. } => {
+                self.on_forward(from, id, op, after, storage, out)?;
+            }
+            Message::Ordered { seq, id, op, .. } => {
+                if seq <= self.delivered {
+                    // A duplicate. From the sequencer it means our report did not reach it.
+                    self.ack_owed |= from == self.sequencer;
+                    return Ok(());
+                }
+                match self.holdback.entry(seq) {
+                    MapEntry::Vacant(slot) => {
+                        slot.insert(Entry { id, op });
+                    }
+                    MapEntry::Occupied(held) if held.get().id != id => {
+                        let detail =
+                            format!("{seq}: conflict, {} held, {id} ignored", held.get().id);
+                        trace(out, self.me, time, TraceKind::Deliver, Some(id), detail);
+                    }
+                    MapEntry::Occupied(_) => {}
+                }
+                while let Some(entry) = self.holdback.remove(&(self.delivered + 1)) {
+                    self.deliver(self.delivered + 1, entry, storage, out)?;
+                }
+                self.update_ready();
+            }
+            Message::CatchUp { from_seq, .. } => self.on_catch_up(from, from_seq, out),
+            Message::CatchUpReply {
+                first_seq,
+                last_seq,
+                ..
+            } => {
+                // Unasked, it means the sequencer does not know our position: tell it.
+                self.ack_owed |= !self.asked;
+                self.asked = false;
+                self.target = Some(self.target.unwrap_or(0).max(last_seq));
+                self.ask_all = self.delivered < last_seq && self.delivered + 1 < first_seq;
+                let progressed = self.delivered > self.reported;
+                self.update_ready();
+                if self.delivered < last_seq && progressed {
+                    // The last batch helped; ask for the next one now rather than next tick.
+                    self.send_catch_up(out);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Answers a peer's catch-up request with what the log holds from `from_seq` on; the
+    /// sequencer also records the peer's position and says what it holds.
+    fn on_catch_up(&mut self, from: NodeId, from_seq: u64, out: &mut Vec<Output>) {
+        let time = self.clock.tick();
+        let entries = batch(
+            self.log.range(from_seq.max(1)..).map(|(&s, e)| (s, e)),
+            |e| e.op.size_bytes(),
+        );
+        for (seq, entry) in entries {
+            let ordered = Message::Ordered {
+                seq,
+                id: entry.id,
+                op: entry.op.clone(),
+                time,
+            };
+            send(out, self.me, time, from, ordered);
+        }
+        if self.is_sequencer() {
+            let follower = self.followers.entry(from).or_default();
+            let position = from_seq.saturating_sub(1);
+            follower.acked = Some(follower.acked.map_or(position, |a| a.max(position)));
+            follower.sent_ms = self.now_ms;
+            let answer = Message::CatchUpReply {
+                first_seq: self.log_first(),
+                last_seq: self.ordered,
+                time,
+            };
+            send(out, self.me, time, from, answer);
+        }
+    }
+
+    /// Reports our position and asks for what follows: to the sequencer, or to every peer when
+    /// the sequencer cannot help (or we are the sequencer, catching up after a restart).
+    fn send_catch_up(&mut self, out: &mut Vec<Output>) {
+        let time = self.clock.tick();
+        let from_seq = self.delivered + 1;
+        let everyone = self.ask_all || self.is_sequencer();
+        for &peer in &self.peers {
+            if everyone || peer == self.sequencer {
+                send(
+                    out,
+                    self.me,
+                    time,
+                    peer,
+                    Message::CatchUp { from_seq, time },
+                );
+            }
+        }
+        self.reported = self.delivered;
+        self.ack_owed = false;
+        self.asked = !self.is_sequencer();
+        self.last_catch_up_ms = Some(self.now_ms);
+    }
+
+    fn update_ready(&mut self) {
+        let caught_up = if self.is_sequencer() {
+            self.delivered >= self.ordered
+        } else {
+            self.target.is_some_and(|t| self.delivered >= t)
+        };
+        if caught_up {
+            self.ready = true;
+            self.ask_all = false;
+        }
+    }
+
+    /// Whether the sequencer has told us of numbers we have not delivered.
+    fn behind(&self) -> bool {
+        self.target.is_some_and(|t| self.delivered < t)
+    }
+
+    fn on_tick(&mut self, now_ms: u64, out: &mut Vec<Output>) {
+        self.now_ms = self.now_ms.max(now_ms);
+        let retry = self.options.retry_interval_ms;
+        let now = self.now_ms;
+        if self.is_sequencer() {
+            for peer in self.peers.clone() {
+                self.retransmit(peer, false, out);
+            }
+            // A parked forward whose predecessor has not come for two intervals is probably
+            // waiting for an operation its origin lost in a crash. Dropping it is always safe:
+            // if it still matters, its origin sends it again.
+            self.parked
+                .retain(|_, (_, since)| now < since.saturating_add(2 * retry));
+        } else {
+            self.resend_forwards(|w| now >= w.sent_ms.saturating_add(retry), out);
+        }
+
+        let gap = !self.holdback.is_empty();
+        let gap_persists = gap && self.gap_at == Some(self.delivered);
+        if !gap_persists {
+            self.gap_at = gap.then_some(self.delivered);
+        }
+        let news = !self.is_sequencer() && (self.ack_owed || self.delivered > self.reported);
+        let due = self
+            .last_catch_up_ms
+            .is_none_or(|t| now >= t.saturating_add(retry));
+        if due && (!self.ready || gap_persists || news || self.behind()) {
+            self.send_catch_up(out);
+            self.gap_at = None;
+        }
+    }
+
+    /// The sequencer resends to `peer` what it has not reported delivering: if the retry
+    /// interval has passed, or at once when `force`d (the peer just reconnected). A peer whose
+    /// position is unknown (since our start) or behind our log gets our position instead, so
+    /// it reports, or asks the others.
+    fn retransmit(&mut self, peer: NodeId, force: bool, out: &mut Vec<Output>) {
+        let first = self.log_first();
+        let (ordered, now) = (self.ordered, self.now_ms);
+        let retry = self.options.retry_interval_ms;
+        let follower = self.followers.entry(peer).or_default();
+        let due = force || now >= follower.sent_ms.saturating_add(retry);
+        if !due || follower.acked.is_some_and(|a| a >= ordered) {
+            return;
+        }
+        follower.sent_ms = now;
+        let time = self.clock.tick();
+        match follower.acked {
+            Some(acked) if acked + 1 >= first => {
+                let entries = batch(self.log.range(acked + 1..).map(|(&s, e)| (s, e)), |e| {
+                    e.op.size_bytes()
+                });
+                for (seq, entry) in entries {
+                    let ordered = Message::Ordered {
+                        seq,
+                        id: entry.id,
+                        op: entry.op.clone(),
+                        time,
+                    };
+                    send(out, self.me, time, peer, ordered);
+                }
+            }
+            _ => {
+                let position = Message::CatchUpReply {
+                    first_seq: first,
+                    last_seq: ordered,
+                    time,
+                };
+                send(out, self.me, time, peer, position);
+            }
+        }
+    }
+
+    fn on_peer_up(&mut self, peer: NodeId, out: &mut Vec<Output>) {
+        if !self.peers.contains(&peer) {
+            return;
+        }
+        if self.is_sequencer() {
+            self.retransmit(peer, true, out);
+            if !self.ready {
+                let time = self.clock.tick();
+                let from_seq = self.delivered + 1;
+                send(
+                    out,
+                    self.me,
+                    time,
+                    peer,
+                    Message::CatchUp { from_seq, time },
+                );
+            }
+        } else if peer == self.sequencer {
+            self.resend_forwards(|_| true, out);
+            self.send_catch_up(out);
+        } else if self.ask_all {
+            let time = self.clock.tick();
+            let from_seq = self.delivered + 1;
+            send(
+                out,
+                self.me,
+                time,
+                peer,
+                Message::CatchUp { from_seq, time },
+            );
+        }
+    }
+}
+
+impl Mode for Sequencer {
+    fn step(
+        &mut self,
+        input: Input,
+        storage: &mut dyn Storage,
+        out: &mut Vec<Output>,
+    ) -> Result<(), StorageError> {
+        match input {
+            Input::Client { id, request } => self.on_client(id, request, storage, out)?,
+            Input::Peer { from, message } => self.on_peer(from, message, storage, out)?,
+            Input::Tick { now_ms } => self.on_tick(now_ms, out),
+            Input::PeerUp { peer } => self.on_peer_up(peer, out),
+        }
+        self.clock_lease.cover(self.clock.time(), storage)
+    }
+
+    fn id(&self) -> NodeId {
+        self.me
+    }
+
+    fn pending(&self) -> usize {
+        self.waiting.len() + self.holdback.len() + self.parked.len()
+    }
+
+    fn clock(&self) -> u64 {
+        self.clock.time()
+    }
+
+    fn ready(&self) -> bool {
+        self.ready
+    }
+}

@@ -1,0 +1,288 @@
+//! Clusters of real processes, one per node, connected by tarpc: each replicated mode under a
+//! concurrent workload is judged by the checker of the level it promises, and each rung's
+//! lesson — the weaker mode really is weaker — is shown on a constructed scenario.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Client, PATIENCE, ServerProcess};
+use dkvs::check::{
+    Budget, History, HistoryRecorder, Op, Outcome, Verdict, eventual, linearizable, sequential,
+};
+
+const NODES: u32 = 3;
+const KEYS: u64 = 3;
+
+/// A port that was free a moment ago (the peers' addresses must be in the config up front).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
+/// A three-node config; `faults` is extra TOML (e.g. `[[faults.links]]` tables).
+fn cluster_config(mode: &str, tob: &str, faults: &str) -> String {
+    let mut text = format!(
+        "mode = \"{mode}\"\ntob = \"{tob}\"\n[storage]\nsync = \"never\"\n\
+         [replication]\nretry_interval_ms = 100\ntick_interval_ms = 20\n"
+    );
+    for id in 1..=NODES {
+        text.push_str(&format!(
+            "[[nodes]]\nid = {id}\nclient = \"127.0.0.1:1\"\npeer = \"127.0.0.1:{}\"\n",
+            free_port()
+        ));
+    }
+    text.push_str(faults);
+    text
+}
+
+/// Starts every node of `config` and waits until each serves clients (a node of an ordered
+/// mode first makes contact with the others); they are killed when the returned values drop.
+fn start(config: &str) -> (tempfile::TempDir, Vec<ServerProcess>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nodes: Vec<ServerProcess> = (1..=NODES)
+        .map(|id| {
+            ServerProcess::start_node(
+                dir.path(),
+                &dir.path().join(format!("node{id}")),
+                config,
+                id,
+            )
+        })
+        .collect();
+    for node in &nodes {
+        let mut client = node.client();
+        let deadline = Instant::now() + PATIENCE;
+        while client
+            .request("get readiness-probe")
+            .starts_with("ERR not ready")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "node never became ready:\n{}",
+                node.log()
+            );
+            thread::sleep(Duration::from_millis(20)); // polling a condition, with a deadline
+        }
+    }
+    (dir, nodes)
+}
+
+/// Sends one text request and turns the reply into an outcome.
+fn perform(client: &mut Client, op: &Op) -> Outcome {
+    let line = match op {
+        Op::Get { key } => format!("get {key}"),
+        Op::Set { key, value } => format!("set {key} {value}"),
+        Op::Del { key } => format!("del {key}"),
+        other => panic!("not generated: {other}"),
+    };
+    let reply = client.request(&line);
+    match reply.as_str() {
+        "OK" => Outcome::Ok,
+        "NOT_FOUND" => Outcome::NotFound,
+        _ => match reply.strip_prefix("VALUE ") {
+            Some(v) => Outcome::Value {
+                value: v.to_string(),
+            },
+            None => panic!("unexpected reply {reply:?} to {line:?}"),
+        },
+    }
+}
+
+/// `clients` concurrent clients, client `c` talking to node `c % 3`, each running `ops` random
+/// get/set/del operations on a few keys; every written value is unique.
+fn workload(nodes: &[ServerProcess], clients: u64, ops: u64) -> HistoryRecorder {
+    let recorder = HistoryRecorder::new();
+    let threads: Vec<_> = (0..clients)
+        .map(|c| {
+            let addr = nodes[(c % nodes.len() as u64) as usize].addr;
+            let recorder = recorder.clone();
+            thread::spawn(move || {
+                let mut client = Client::connect(addr);
+                let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (c + 1);
+                let mut next = || {
+                    seed ^= seed >> 12;
+                    seed ^= seed << 25;
+                    seed ^= seed >> 27;
+                    seed.wrapping_mul(0x2545_F491_4F6C_DD1D)
+                };
+                for i in 0..ops {
+                    let key = format!("k{}", next() % KEYS);
+                    let op = match next() % 10 {
+                        0..=4 => Op::Get { key },
+                        5..=8 => Op::Set {
+                            key,
+                            value: format!("{c}.{i}"),
+                        },
+                        _ => Op::Del { key },
+                    };
+                    let id = recorder.invoke(c, op.clone());
+                    let outcome = perform(&mut client, &op);
+                    recorder.complete(id, outcome);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    recorder
+}
+
+/// Reads every key on every node until all nodes agree (or PATIENCE runs out), then records
+/// each node's contents in the history for the convergence check.
+fn record_replicas(nodes: &[ServerProcess], recorder: &HistoryRecorder) {
+    let deadline = Instant::now() + PATIENCE;
+    let mut clients: Vec<Client> = nodes.iter().map(ServerProcess::client).collect();
+    loop {
+        let contents: Vec<BTreeMap<String, String>> = clients
+            .iter_mut()
+            .map(|client| {
+                (0..KEYS)
+                    .filter_map(|k| {
+                        let key = format!("k{k}");
+                        let reply = client.request(&format!("get {key}"));
+                        reply.strip_prefix("VALUE ").map(|v| (key, v.to_string()))
+                    })
+                    .collect()
+            })
+            .collect();
+        if contents.windows(2).all(|w| w[0] == w[1]) || Instant::now() > deadline {
+            for (node, data) in contents.into_iter().enumerate() {
+                recorder.record_replica(node as u64 + 1, data);
+            }
+            return;
+        }
+        thread::sleep(Duration::from_millis(20)); // polling for convergence, with a deadline
+    }
+}
+
+fn history(recorder: &HistoryRecorder) -> History {
+    recorder.history().expect("well-formed history")
+}
+
+#[test]
+fn eventual_replicas_converge_under_concurrent_writes() {
+    let (_dir, nodes) = start(&cluster_config("eventual", "sequencer", ""));
+    let recorder = workload(&nodes, 6, 60);
+    record_replicas(&nodes, &recorder);
+    assert_eq!(
+        eventual::check(&history(&recorder)).unwrap(),
+        Verdict::Consistent
+    );
+}
+
+#[test]
+fn ordered_modes_pass_their_checkers() {
+    for (mode, tob) in [
+        ("sequential", "sequencer"),
+        ("sequential", "lamport"),
+        ("linearizable", "sequencer"),
+        ("linearizable", "lamport"),
+    ] {
+        let (_dir, nodes) = start(&cluster_config(mode, tob, ""));
+        let recorder = workload(&nodes, 6, 40);
+        let h = history(&recorder);
+        let verdict = if mode == "linearizable" {
+            linearizable::check(&h, &Budget::default())
+        } else {
+            sequential::check(&h, &Budget::default())
+        };
+        assert_eq!(verdict, Verdict::Consistent, "{mode} with tob = {tob}");
+        // Every replica applied the same writes.
+        record_replicas(&nodes, &recorder);
+        assert_eq!(
+            eventual::check(&history(&recorder)).unwrap(),
+            Verdict::Consistent,
+            "{mode} with tob = {tob}"
+        );
+    }
+}
+
+#[test]
+fn sequential_allows_a_stale_read_that_linearizable_forbids() {
+    // The lesson of stage 03: reads are local. Node 3 is cut off, so it never hears of the
+    // write, yet it answers a read that starts after the write was acknowledged.
+    let (_dir, nodes) = start(&cluster_config("sequential", "sequencer", ""));
+    assert!(
+        nodes[2]
+            .client()
+            .request("fault partition 1 2")
+            .starts_with("OK faults: node 1: partitioned")
+    );
+    let recorder = HistoryRecorder::new();
+    let (mut writer, mut reader) = (nodes[0].client(), nodes[2].client());
+    let set = Op::Set {
+        key: "x".into(),
+        value: "1".into(),
+    };
+    let id = recorder.invoke(1, set.clone());
+    let outcome = perform(&mut writer, &set);
+    recorder.complete(id, outcome);
+    let get = Op::Get { key: "x".into() };
+    let id = recorder.invoke(2, get.clone());
+    let outcome = perform(&mut reader, &get);
+    assert_eq!(outcome, Outcome::NotFound, "node 3 serves its stale state");
+    recorder.complete(id, outcome);
+    let h = history(&recorder);
+    assert_eq!(
+        sequential::check(&h, &Budget::default()),
+        Verdict::Consistent
+    );
+    let Verdict::Violation(v) = linearizable::check(&h, &Budget::default()) else {
+        panic!("a stale read must not be linearizable");
+    };
+    assert!(v.reason.starts_with("stale read"), "{}", v.reason);
+}
+
+#[test]
+fn eventual_allows_a_history_no_sequential_order_explains() {
+    // The lesson of stage 02: with nodes 1 and 2 unable to talk, each applies its own write
+    // and reads the other key from its own state.
+    let faults = "[[faults.links]]\nnode = 1\npeer = 2\npartitioned = true\n\
+                  [[faults.links]]\nnode = 2\npeer = 1\npartitioned = true\n\
+                  [[faults.links]]\nnode = 3\npeer = 1\npartitioned = true\n\
+                  [[faults.links]]\nnode = 3\npeer = 2\npartitioned = true\n";
+    let (_dir, nodes) = start(&cluster_config("eventual", "sequencer", faults));
+    let recorder = HistoryRecorder::new();
+    let (mut a, mut b) = (nodes[0].client(), nodes[1].client());
+    let steps = [
+        (
+            1,
+            &mut a,
+            Op::Set {
+                key: "x".into(),
+                value: "a".into(),
+            },
+        ),
+        (
+            2,
+            &mut b,
+            Op::Set {
+                key: "y".into(),
+                value: "b".into(),
+            },
+        ),
+    ];
+    for (client, conn, op) in steps {
+        let id = recorder.invoke(client, op.clone());
+        let outcome = perform(conn, &op);
+        recorder.complete(id, outcome);
+    }
+    for (client, conn, key) in [(1, &mut a, "y"), (2, &mut b, "x")] {
+        let op = Op::Get { key: key.into() };
+        let id = recorder.invoke(client, op.clone());
+        let outcome = perform(conn, &op);
+        assert_eq!(outcome, Outcome::NotFound);
+        recorder.complete(id, outcome);
+    }
+    let Verdict::Violation(v) = sequential::check(&history(&recorder), &Budget::default()) else {
+        panic!("each client missing the other's write has no sequential explanation");
+    };
+    assert_eq!(v.ops.len(), 4, "{v:?}");
+}
