@@ -13,6 +13,7 @@
 //! | [`storage`] | disk | append-only segment files + in-memory index (Bitcask), group-commit fsync, compaction, crash recovery |
 //! | [`config`] | pure | the cluster's TOML file: nodes, mode, storage options, limits |
 //! | [`node`] | pure | the replication modes as sans-IO state machines: eventual (last writer wins); sequential and linearizable over a sequencer or Lamport-clock total order |
+//! | [`workload`] | I/O | concurrent recorded clients against a running cluster, for `dkvs check` |
 //! | [`runtime`] | I/O | tokio: the client listener, one task per connection, signals, shutdown |
 //!
 //! Data flows top to bottom: bytes from a client → `protocol` → (the mode's logic; in stage 01
@@ -26,3 +27,4 @@ pub mod node;
 pub mod protocol;
 pub mod runtime;
 pub mod storage;
+pub mod workload;

@@ -48,6 +48,30 @@ enum Commands {
         /// The cluster's TOML config file.
         config: PathBuf,
     },
+    /// Run concurrent recording clients against a running cluster and write their history.
+    Workload {
+        /// The cluster's TOML config file (for the nodes' client addresses).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Concurrent clients; client c talks to node c mod the number of nodes.
+        #[arg(long, default_value_t = 8)]
+        clients: u64,
+        /// Operations per client.
+        #[arg(long, default_value_t = 250)]
+        ops: u64,
+        /// Number of keys (few keys, more collisions).
+        #[arg(long, default_value_t = 5)]
+        keys: u64,
+        /// Seeds the mix of operations.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// A reply slower than this is recorded as unknown.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+        /// Where to write the history (JSON lines).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Judge a recorded history: is it linearizable, sequentially consistent, convergent?
     ///
     /// Exit status: 0 consistent, 1 violation, 2 bad input, 3 unknown (the budget ran out).
@@ -108,6 +132,43 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Commands::Cluster { config } => cluster(&config),
+        Commands::Workload {
+            config,
+            clients,
+            ops,
+            keys,
+            seed,
+            timeout_ms,
+            out,
+        } => Config::load(&config)
+            .map_err(anyhow::Error::from)
+            .and_then(|config| {
+                let options = dkvs::workload::WorkloadOptions {
+                    nodes: config.nodes.iter().map(|n| n.client).collect(),
+                    clients,
+                    ops,
+                    keys,
+                    seed,
+                    timeout: Duration::from_millis(timeout_ms.max(1)),
+                };
+                let recorder = dkvs::workload::run(&options);
+                let file = std::fs::File::create(&out)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+                recorder.write_jsonl(std::io::BufWriter::new(file))?;
+                let history = recorder.history()?;
+                let unknown = history
+                    .ops
+                    .iter()
+                    .filter(|o| o.outcome == check::Outcome::Unknown)
+                    .count();
+                println!(
+                    "recorded {} operations ({unknown} unknown) from {clients} clients, and {} replicas, in {}",
+                    history.ops.len(),
+                    history.replicas.len(),
+                    out.display()
+                );
+                Ok(())
+            }),
         Commands::Check {
             model,
             format,

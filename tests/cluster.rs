@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -13,9 +12,9 @@ use common::{Client, PATIENCE, ServerProcess};
 use dkvs::check::{
     Budget, History, HistoryRecorder, Op, Outcome, Verdict, eventual, linearizable, sequential,
 };
+use dkvs::workload::WorkloadOptions;
 
 const NODES: u32 = 3;
-const KEYS: u64 = 3;
 
 /// A port that was free a moment ago (the peers' addresses must be in the config up front).
 fn free_port() -> u16 {
@@ -94,72 +93,17 @@ fn perform(client: &mut Client, op: &Op) -> Outcome {
     }
 }
 
-/// `clients` concurrent clients, client `c` talking to node `c % 3`, each running `ops` random
-/// get/set/del operations on a few keys; every written value is unique.
+/// `dkvs workload` against the nodes: `clients` concurrent clients, client `c` talking to node
+/// `c % 3`, then every node's contents recorded for the convergence check.
 fn workload(nodes: &[ServerProcess], clients: u64, ops: u64) -> HistoryRecorder {
-    let recorder = HistoryRecorder::new();
-    let threads: Vec<_> = (0..clients)
-        .map(|c| {
-            let addr = nodes[(c % nodes.len() as u64) as usize].addr;
-            let recorder = recorder.clone();
-            thread::spawn(move || {
-                let mut client = Client::connect(addr);
-                let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (c + 1);
-                let mut next = || {
-                    seed ^= seed >> 12;
-                    seed ^= seed << 25;
-                    seed ^= seed >> 27;
-                    seed.wrapping_mul(0x2545_F491_4F6C_DD1D)
-                };
-                for i in 0..ops {
-                    let key = format!("k{}", next() % KEYS);
-                    let op = match next() % 10 {
-                        0..=4 => Op::Get { key },
-                        5..=8 => Op::Set {
-                            key,
-                            value: format!("{c}.{i}"),
-                        },
-                        _ => Op::Del { key },
-                    };
-                    let id = recorder.invoke(c, op.clone());
-                    let outcome = perform(&mut client, &op);
-                    recorder.complete(id, outcome);
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().expect("client thread");
-    }
-    recorder
-}
-
-/// Reads every key on every node until all nodes agree (or PATIENCE runs out), then records
-/// each node's contents in the history for the convergence check.
-fn record_replicas(nodes: &[ServerProcess], recorder: &HistoryRecorder) {
-    let deadline = Instant::now() + PATIENCE;
-    let mut clients: Vec<Client> = nodes.iter().map(ServerProcess::client).collect();
-    loop {
-        let contents: Vec<BTreeMap<String, String>> = clients
-            .iter_mut()
-            .map(|client| {
-                (0..KEYS)
-                    .filter_map(|k| {
-                        let key = format!("k{k}");
-                        let reply = client.request(&format!("get {key}"));
-                        reply.strip_prefix("VALUE ").map(|v| (key, v.to_string()))
-                    })
-                    .collect()
-            })
-            .collect();
-        if contents.windows(2).all(|w| w[0] == w[1]) || Instant::now() > deadline {
-            for (node, data) in contents.into_iter().enumerate() {
-                recorder.record_replica(node as u64 + 1, data);
-            }
-            return;
-        }
-        thread::sleep(Duration::from_millis(20)); // polling for convergence, with a deadline
-    }
+    dkvs::workload::run(&WorkloadOptions {
+        nodes: nodes.iter().map(|n| n.addr).collect(),
+        clients,
+        ops,
+        keys: 3,
+        seed: 7,
+        timeout: PATIENCE,
+    })
 }
 
 fn history(recorder: &HistoryRecorder) -> History {
@@ -170,7 +114,6 @@ fn history(recorder: &HistoryRecorder) -> History {
 fn eventual_replicas_converge_under_concurrent_writes() {
     let (_dir, nodes) = start(&cluster_config("eventual", "sequencer", ""));
     let recorder = workload(&nodes, 6, 60);
-    record_replicas(&nodes, &recorder);
     assert_eq!(
         eventual::check(&history(&recorder)).unwrap(),
         Verdict::Consistent
@@ -195,7 +138,6 @@ fn ordered_modes_pass_their_checkers() {
         };
         assert_eq!(verdict, Verdict::Consistent, "{mode} with tob = {tob}");
         // Every replica applied the same writes.
-        record_replicas(&nodes, &recorder);
         assert_eq!(
             eventual::check(&history(&recorder)).unwrap(),
             Verdict::Consistent,

@@ -546,6 +546,40 @@ fn describe(ops: &[Operation]) -> (Vec<Option<String>>, String) {
             );
         }
     }
+    // A value that came back: a read saw `a` after `b`'s write had finished (so `a` was written
+    // later), then a later read saw `b` again.
+    for (i, first) in ops.iter().enumerate() {
+        let Some(a) = observed(first) else { continue };
+        let Some(first_ret) = first.return_ns else {
+            continue;
+        };
+        for (j, second) in ops.iter().enumerate() {
+            let Some(b) = observed(second) else { continue };
+            if b == a || second.call_ns <= first_ret {
+                continue;
+            }
+            let old = ops
+                .iter()
+                .find(|w| written(w) == Some(b) && w.return_ns.is_some_and(|t| t < first.call_ns));
+            if let Some(w) = old {
+                notes[i] = Some(format!("saw {} after `{}` had returned", show(a), w.op));
+                notes[j] = Some(format!("later, saw {} again", show(b)));
+                return (
+                    notes,
+                    format!(
+                        "a value came back: `{}` saw {} after `{}` had returned, so {} was \
+                         written later; yet a later `{}` saw {} again",
+                        first.op,
+                        show(a),
+                        w.op,
+                        show(a),
+                        second.op,
+                        show(b)
+                    ),
+                );
+            }
+        }
+    }
     (notes, general)
 }
 

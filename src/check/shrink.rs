@@ -60,29 +60,44 @@ pub fn removals_unobserved(candidate: &[Operation], all: &[Operation], real_time
             None
         };
         for w in &removed {
-            if real_time {
-                if w.call_ns > r.return_ns.unwrap_or(u64::MAX) {
-                    continue;
+            match observes(r, w, candidate) {
+                Sight::None => {}
+                // `r` saw `w`'s value itself: always an observation, even when real time says
+                // it should not have (that is the violation to show, not to shrink away).
+                Sight::Direct => return false,
+                Sight::Maybe => {
+                    if real_time {
+                        if w.call_ns > r.return_ns.unwrap_or(u64::MAX) {
+                            continue;
+                        }
+                        if let (Some(ret), Some(cut)) = (w.return_ns, overwritten_before)
+                            && ret < cut
+                        {
+                            continue;
+                        }
+                    }
+                    return false;
                 }
-                if let (Some(ret), Some(cut)) = (w.return_ns, overwritten_before)
-                    && ret < cut
-                {
-                    continue;
-                }
-            }
-            if observes(r, w, candidate) {
-                return false;
             }
         }
     }
     true
 }
 
+/// How `r` may have observed `w`.
+enum Sight {
+    None,
+    /// `r`'s result shows `w`'s value (or, for a delete, its absence).
+    Direct,
+    /// `r`'s result might depend on `w` (a refused or unanswered compare-and-set).
+    Maybe,
+}
+
 /// Whether `r`'s result could depend on `w` (see [`removals_unobserved`]).
-fn observes(r: &Operation, w: &Operation, ops: &[Operation]) -> bool {
+fn observes(r: &Operation, w: &Operation, ops: &[Operation]) -> Sight {
     let key = w.op.key();
     if r.op.key() != key || r.index == w.index {
-        return false;
+        return Sight::None;
     }
     let has_appends = || {
         ops.iter()
@@ -96,15 +111,16 @@ fn observes(r: &Operation, w: &Operation, ops: &[Operation]) -> bool {
         Op::Del { .. } => has_appends(),
         Op::Get { .. } => false,
     };
+    let direct = |seen: bool| if seen { Sight::Direct } else { Sight::None };
     match (&r.op, &r.outcome) {
-        (Op::Get { .. }, Outcome::Value { value }) => contains(value),
-        (Op::Get { .. }, Outcome::NotFound) => matches!(w.op, Op::Del { .. }),
-        (Op::Cas { expected, .. }, Outcome::Ok) => match expected {
+        (Op::Get { .. }, Outcome::Value { value }) => direct(contains(value)),
+        (Op::Get { .. }, Outcome::NotFound) => direct(matches!(w.op, Op::Del { .. })),
+        (Op::Cas { expected, .. }, Outcome::Ok) => direct(match expected {
             Some(e) => contains(e),
             None => matches!(w.op, Op::Del { .. }),
-        },
-        (Op::Cas { .. }, Outcome::Mismatch | Outcome::Unknown) => true,
-        _ => false,
+        }),
+        (Op::Cas { .. }, Outcome::Mismatch | Outcome::Unknown) => Sight::Maybe,
+        _ => Sight::None,
     }
 }
 
