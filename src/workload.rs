@@ -78,8 +78,8 @@ impl Conn {
     }
 }
 
-/// The request line for `op` (only the operations the workload generates).
-fn line(op: &Op) -> String {
+/// The text-protocol request line for `op`.
+pub fn line(op: &Op) -> String {
     match op {
         Op::Get { key } => format!("get {key}"),
         Op::Set { key, value } => format!("set {key} {value}"),
@@ -89,9 +89,9 @@ fn line(op: &Op) -> String {
     }
 }
 
-/// A reply in the checker's words. An `ERR` answer means the node refused the request before
-/// doing anything (busy, not ready, bad input), so the operation certainly failed.
-fn outcome(reply: &str) -> Outcome {
+/// A text-protocol reply in the checker's words. An `ERR` answer means the node refused the
+/// request before doing anything (busy, not ready, bad input), so the operation certainly failed.
+pub fn outcome(reply: &str) -> Outcome {
     match reply {
         "OK" => Outcome::Ok,
         "NOT_FOUND" => Outcome::NotFound,

@@ -28,23 +28,10 @@ impl Rng {
 
 /// Sends `op` as a text line and turns the reply into an outcome.
 fn perform(client: &mut Client, op: &Op) -> Outcome {
-    let line = match op {
-        Op::Get { key } => format!("get {key}"),
-        Op::Set { key, value } => format!("set {key} {value}"),
-        Op::Del { key } => format!("del {key}"),
-        other => panic!("not generated: {other}"),
-    };
-    let reply = client.request(&line);
-    match reply.as_str() {
-        "OK" => Outcome::Ok,
-        "NOT_FOUND" => Outcome::NotFound,
-        _ => match reply.strip_prefix("VALUE ") {
-            Some(value) => Outcome::Value {
-                value: value.to_string(),
-            },
-            None => panic!("unexpected reply {reply:?} to {line:?}"),
-        },
-    }
+    let reply = client.request(&dkvs::workload::line(op));
+    let outcome = dkvs::workload::outcome(&reply);
+    assert_ne!(outcome, Outcome::Fail, "unexpected reply {reply:?} to {op}");
+    outcome
 }
 
 #[test]

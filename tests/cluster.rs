@@ -72,25 +72,12 @@ fn start(config: &str) -> (tempfile::TempDir, Vec<ServerProcess>) {
     (dir, nodes)
 }
 
-/// Sends one text request and turns the reply into an outcome.
+/// Sends `op` as a text line and turns the reply into an outcome.
 fn perform(client: &mut Client, op: &Op) -> Outcome {
-    let line = match op {
-        Op::Get { key } => format!("get {key}"),
-        Op::Set { key, value } => format!("set {key} {value}"),
-        Op::Del { key } => format!("del {key}"),
-        other => panic!("not generated: {other}"),
-    };
-    let reply = client.request(&line);
-    match reply.as_str() {
-        "OK" => Outcome::Ok,
-        "NOT_FOUND" => Outcome::NotFound,
-        _ => match reply.strip_prefix("VALUE ") {
-            Some(v) => Outcome::Value {
-                value: v.to_string(),
-            },
-            None => panic!("unexpected reply {reply:?} to {line:?}"),
-        },
-    }
+    let reply = client.request(&dkvs::workload::line(op));
+    let outcome = dkvs::workload::outcome(&reply);
+    assert_ne!(outcome, Outcome::Fail, "unexpected reply {reply:?} to {op}");
+    outcome
 }
 
 /// `dkvs workload` against the nodes: `clients` concurrent clients, client `c` talking to node
