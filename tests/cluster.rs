@@ -5,6 +5,7 @@
 mod common;
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -17,11 +18,17 @@ use dkvs::workload::WorkloadOptions;
 const NODES: u32 = 3;
 
 /// A port that was free a moment ago (the peers' addresses must be in the config up front).
+/// Taken below Linux's ephemeral range (32768 and up), so a server binding port 0 for its client
+/// listener cannot grab it before its owner does; spread by process id across test binaries.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 500) as u16 * 20;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 2_700;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A three-node config; `faults` is extra TOML (e.g. `[[faults.links]]` tables).

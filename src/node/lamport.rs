@@ -48,7 +48,7 @@
 //! - A node that knows an origin has broadcasts it does not hold (an ack's `last_own` or id says
 //!   so) for a whole interval asks every peer with [`Message::Resend`]; any peer holding them
 //!   relays them. Every node keeps the last [`NodeOptions::log_capacity`] delivered broadcasts
-//!   of each origin for this.
+//!   of each origin for this, besides those it has not delivered yet.
 //!
 //! Receivers recognise duplicates by `(origin, seq)`, so all of this is safe to repeat.
 //!
@@ -76,11 +76,14 @@
 //!   again all the broadcasts it had made itself — some may not be delivered yet, and its next
 //!   deliveries must not overtake them. Until then it is *not ready* and answers clients
 //!   `Err("not ready: catching up")`.
-//! - **The window that blocks for good:** a node records a broadcast (meta `lamport.sent`) and
-//!   crashes before any peer has received it — say it was partitioned away at the time. After
-//!   the restart no one holds that broadcast, yet everyone knows it exists (its acks say
-//!   `last_own`), so no node can ever deliver past its stamp. Safety holds; progress stops
-//!   until an operator steps in. A durable log of a node's own broadcasts closes the window.
+//! - **What a crash can lose for good.** Applied values, positions and counters are durable,
+//!   but queues and relay logs are memory. A broadcast that some node has not delivered yet
+//!   survives only while a running node that holds it stays up. If the last one crashes —
+//!   typically its origin, having recorded the broadcast (meta `lamport.sent`) and crashed
+//!   before any peer received it, say while partitioned away — no one can ever supply it, yet
+//!   everyone knows it exists (acks carry `last_own`), so no node can deliver past its stamp.
+//!   Safety holds; progress stops until an operator steps in. A durable log of broadcasts
+//!   removes this failure.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -250,39 +253,35 @@ impl Lamport {
         out: &mut Vec<Output>,
     ) -> Result<(), StorageError> {
         trace_request(out, self.me, self.clock.time(), id, &request);
-        let refuse = if !self.holds_own() {
-            Some("not ready: catching up".to_owned())
-        } else if self.waiting.len() >= self.options.max_pending {
-            Some(format!(
-                "busy: {} operations already wait for delivery",
-                self.waiting.len()
-            ))
-        } else if self.outbox.len() >= self.options.max_pending {
-            Some(format!(
-                "busy: {} broadcasts not yet acknowledged by every peer",
-                self.outbox.len()
-            ))
-        } else {
-            None
+        let refuse = |why: String, out: &mut Vec<Output>, time| {
+            reply(out, self.me, time, id, None, Response::Err(why));
         };
+        if !self.holds_own() {
+            refuse("not ready: catching up".into(), out, self.clock.time());
+            return Ok(());
+        }
         let op = request.into_operation();
         if let Operation::Read { key } = &op
             && !self.linearizable
-            && self.holds_own()
         {
             let response = read_local(storage, key);
             reply(out, self.me, self.clock.time(), id, None, response);
             return Ok(());
         }
-        if let Some(why) = refuse {
-            reply(
-                out,
-                self.me,
-                self.clock.time(),
-                id,
-                None,
-                Response::Err(why),
+        if self.waiting.len() >= self.options.max_pending {
+            let why = format!(
+                "busy: {} operations already wait for delivery",
+                self.waiting.len()
             );
+            refuse(why, out, self.clock.time());
+            return Ok(());
+        }
+        if self.outbox.len() >= self.options.max_pending {
+            let why = format!(
+                "busy: {} broadcasts not yet acknowledged by every peer",
+                self.outbox.len()
+            );
+            refuse(why, out, self.clock.time());
             return Ok(());
         }
 
@@ -334,6 +333,9 @@ impl Lamport {
                     Some("stamped by a node other than its origin")
                 }
                 Some(_) if id.seq == 0 => Some("broadcasts are numbered from 1"),
+                Some(_) if id.origin == self.me && id.seq > self.own_seq => {
+                    Some("a broadcast this node never made")
+                }
                 Some(o) if id.seq > o.delivered + self.window() => {
                     Some("beyond the hold-back window")
                 }
@@ -472,10 +474,13 @@ impl Lamport {
         let Some(origin) = self.origins.get(&node) else {
             return;
         };
-        let entries = batch(
-            origin.held.range(from_seq.max(1)..).map(|(&s, h)| (s, h)),
-            |h| h.op.size_bytes(),
-        );
+        // Early ones too (all numbered after the held ones): they may be the only copies.
+        let from_seq = from_seq.max(1);
+        let held = origin
+            .held
+            .range(from_seq..)
+            .chain(origin.early.range(from_seq..));
+        let entries = batch(held.map(|(&s, h)| (s, h)), |h| h.op.size_bytes());
         for (seq, held) in entries {
             let broadcast = Message::Broadcast {
                 id: MsgId::new(node, seq),

@@ -47,7 +47,8 @@
 //!   virtual clock, or milliseconds since start-up). Every retry fires at the first tick at
 //!   least [`NodeOptions::retry_interval_ms`] after the previous attempt, so ticking every
 //!   `retry_interval_ms / 2` keeps retries within 1.5 intervals. A node that is never ticked
-//!   stays correct but stops retrying (and a not-yet-ready node never asks to catch up).
+//!   stays correct but retries nothing, and a restarted node then asks to catch up only when
+//!   told [`Input::PeerUp`].
 //! - **PeerUp.** When the driver (re)connects to a peer it says so with
 //!   [`Input::PeerUp`]: a hint to resend at once what that peer has not acknowledged, instead
 //!   of waiting for the next retry.
@@ -79,8 +80,20 @@
 //!
 //! Every queue has a bound from [`NodeOptions`], and each mode's docs say what happens when it is
 //! full; in short, new client requests are refused with `Err("busy: …")`, and messages beyond a
-//! window are dropped unacknowledged (their sender retries later). Nothing grows with the number
-//! of operations ever made.
+//! window are dropped unacknowledged (their sender retries later). No memory grows with the
+//! number of operations ever made.
+//!
+//! # Failures, in one table
+//!
+//! | | lost, duplicated, reordered messages | a node down | a restart | a crash can lose |
+//! |---|---|---|---|---|
+//! | eventual | tolerated | tolerated: the others serve; its updates wait in bounded outboxes | ready at once | its updates not yet acknowledged by every peer (until the key is written again) |
+//! | sequencer | tolerated | a follower: tolerated; **the sequencer: writes stop** | catch up, then ready | an operation no running node holds any more: progress stops for good |
+//! | lamport | tolerated | **any node: delivery stops everywhere** | recover its own broadcasts, then ready | same as sequencer |
+//!
+//! None of them loses safety to these failures — the ordered modes stop rather than diverge.
+//! Surviving a down node is the subject of stage 05 (quorums) and stage 07 (consensus), and the
+//! "can lose" column is why those stages keep a durable, replicated log.
 
 pub mod clock;
 pub mod eventual;

@@ -44,11 +44,21 @@
 //!   it by its [`MsgId`] and sends its `Ordered` entry again rather than numbering it twice.
 //!
 //! Every node keeps its last [`NodeOptions::log_capacity`] delivered operations (the sequencer's
-//! copy is "the ordered log"). When the sequencer no longer holds what a follower needs — it
-//! restarted, or the follower is too far behind — the follower asks *every* peer, since any of
-//! them may still hold those entries. A node further behind than every peer's log cannot catch
-//! up this way: it would need a copy of a peer's state (a snapshot), which this mode does not
-//! have.
+//! copy is "the ordered log") and answers catch-up requests from them and from its hold-back
+//! queue. When the sequencer no longer holds what a follower needs — it restarted, or the
+//! follower is too far behind — the follower asks *every* peer, since any of them may still
+//! hold those entries. A node further behind than every peer's log cannot catch up this way:
+//! it would need a copy of a peer's state (a snapshot), which this mode does not have.
+//!
+//! # A node's operations keep their order
+//!
+//! A client may send several requests without waiting for the answers (pipelining, as with
+//! `redis-cli`), and expects them applied in that order. Forwards can overtake each other in
+//! the network, so each one names the operation it comes `after`: the origin's previous
+//! operation still waiting for its number. The sequencer parks a forward whose predecessor is
+//! not numbered yet, and numbers it right after that one. A parked forward whose predecessor
+//! does not come within two retry intervals is dropped (it may have died with its origin in a
+//! crash); if it still matters, the origin sends it again.
 //!
 //! # Recognising a retried forward with bounded memory
 //!
@@ -69,6 +79,7 @@
 //! - Hold-back queue: only numbers up to `delivered + log_capacity` are held; later ones are
 //!   dropped and come back through catch-up.
 //! - Delivered log: the last `log_capacity` operations, on every node.
+//! - Parked forwards on the sequencer: at most `max_pending` per origin (the oldest goes).
 //! - A catch-up answer: at most [`super::CATCH_UP_BATCH`] entries (about
 //!   [`super::CATCH_UP_BATCH_BYTES`]); a node far behind asks again as it progresses.
 //!
@@ -87,11 +98,15 @@
 //! - A sequencer restart: it resumes numbering after `seq.ordered`. Ordering and its own
 //!   delivery happen in one step, so normally it has delivered everything it numbered and is
 //!   ready at once; its log starts empty, so followers behind it catch up from each other.
-//! - **The window that blocks for good:** the sequencer crashes after numbering an operation
-//!   but before any follower has received it. The sequencer has applied the operation, but its
-//!   log was in memory and no one else holds it; followers wait for that number forever. Safety
-//!   holds — nobody applies anything in its place — but progress stops until an operator steps
-//!   in. A durable ordered log (or consensus, stage 07) closes the window.
+//!   Until they have, it ignores their forwards (see above).
+//! - **What a crash can lose for good.** Applied values and positions are durable, but the log
+//!   and the hold-back queues are memory. An operation that some node has not delivered yet
+//!   survives only while a running node that received it (or numbered it) still holds it. If
+//!   the last such node crashes — typically the sequencer, right after numbering an operation
+//!   whose `Ordered` messages were all lost — nobody can ever supply that number, and every
+//!   node that lacks it waits forever. Safety holds (nobody applies anything in its place, and
+//!   the sequencer ignores the stuck nodes' forwards), but progress stops until an operator
+//!   steps in. A durable ordered log, or consensus (stage 07), removes this failure.
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry as MapEntry;
@@ -611,10 +626,13 @@ impl Sequencer {
     /// sequencer also records the peer's position and says what it holds.
     fn on_catch_up(&mut self, from: NodeId, from_seq: u64, out: &mut Vec<Output>) {
         let time = self.clock.tick();
-        let entries = batch(
-            self.log.range(from_seq.max(1)..).map(|(&s, e)| (s, e)),
-            |e| e.op.size_bytes(),
-        );
+        // Held-back entries too: after a crash of the sequencer they may be the only copies.
+        let from_seq = from_seq.max(1);
+        let held = self
+            .log
+            .range(from_seq..)
+            .chain(self.holdback.range(from_seq..));
+        let entries = batch(held.map(|(&s, e)| (s, e)), |e| e.op.size_bytes());
         for (seq, entry) in entries {
             let ordered = Message::Ordered {
                 seq,

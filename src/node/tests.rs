@@ -66,8 +66,13 @@ struct Cluster {
     replies: BTreeMap<RequestId, Response>,
     /// Requests whose node restarted before answering: they are never answered.
     lost: BTreeSet<RequestId>,
-    /// Where in the trace each node's current incarnation began.
-    started: BTreeMap<NodeId, usize>,
+    /// Per node, the operations it has delivered (deliveries are durable) ...
+    delivered_ids: BTreeMap<NodeId, BTreeSet<MsgId>>,
+    /// ... those it had delivered before its last start ...
+    before_start: BTreeMap<NodeId, BTreeSet<MsgId>>,
+    /// ... and those it holds in memory: sent, received (not as a duplicate of one delivered
+    /// before its start) or delivered since its last start.
+    holds: BTreeMap<NodeId, BTreeSet<MsgId>>,
     /// The operation each ordered message id stands for, as seen on the network.
     ops: BTreeMap<MsgId, Operation>,
     /// Which operation answered which request (from the trace event before each reply).
@@ -109,7 +114,9 @@ impl Cluster {
             requests: BTreeMap::new(),
             replies: BTreeMap::new(),
             lost: BTreeSet::new(),
-            started: BTreeMap::new(),
+            delivered_ids: BTreeMap::new(),
+            before_start: BTreeMap::new(),
+            holds: BTreeMap::new(),
             ops: BTreeMap::new(),
             reply_ids: BTreeMap::new(),
             trace: Vec::new(),
@@ -177,9 +184,34 @@ impl Cluster {
                     if event.kind == TraceKind::ClientReply {
                         last_reply_id = event.msg_id;
                     }
+                    self.track(&event);
                     self.trace.push(event);
                 }
             }
+        }
+    }
+
+    /// Keeps `delivered_ids`, `before_start` and `holds` up to date.
+    fn track(&mut self, e: &TraceEvent) {
+        let Some(id) = e.msg_id else { return };
+        let carries = e.detail.contains(": ordered ") || e.detail.contains(": broadcast ");
+        let held = match e.kind {
+            TraceKind::Deliver => {
+                self.delivered_ids.entry(e.node).or_default().insert(id);
+                true
+            }
+            TraceKind::Send => carries,
+            TraceKind::Receive => {
+                let old = self
+                    .before_start
+                    .get(&e.node)
+                    .is_some_and(|d| d.contains(&id));
+                carries && !e.detail.contains("(ignored") && !old
+            }
+            _ => false,
+        };
+        if held {
+            self.holds.entry(e.node).or_default().insert(id);
         }
     }
 
@@ -370,7 +402,9 @@ impl Cluster {
             }
         }
         self.build(id);
-        self.started.insert(id, self.trace.len());
+        let delivered = self.delivered_ids.get(&id).cloned().unwrap_or_default();
+        self.before_start.insert(id, delivered);
+        self.holds.remove(&id);
         for peer in self.ids.clone() {
             if peer != id {
                 self.input(id, Input::PeerUp { peer });
@@ -387,25 +421,7 @@ impl Cluster {
         if self.kind == ModeKind::Eventual {
             return self.node(victim).pending() > 0;
         }
-        // Deliveries are durable; what a node holds in memory dates from its last start.
-        let mut delivered: BTreeMap<NodeId, BTreeSet<MsgId>> = BTreeMap::new();
-        let mut holds: BTreeMap<NodeId, BTreeSet<MsgId>> = BTreeMap::new();
-        for (i, e) in self.trace.iter().enumerate() {
-            let Some(id) = e.msg_id else { continue };
-            let carries = e.detail.contains(": ordered ") || e.detail.contains(": broadcast ");
-            let held = match e.kind {
-                TraceKind::Deliver => {
-                    delivered.entry(e.node).or_default().insert(id);
-                    true
-                }
-                TraceKind::Send => carries,
-                TraceKind::Receive => carries && !e.detail.contains("(ignored"),
-                _ => false,
-            };
-            if held && i >= self.started.get(&e.node).copied().unwrap_or(0) {
-                holds.entry(e.node).or_default().insert(id);
-            }
-        }
+        let (delivered, holds) = (&self.delivered_ids, &self.holds);
         let undelivered = |id: &MsgId| {
             self.ids
                 .iter()
@@ -858,6 +874,27 @@ fn sequencer_numbers_a_retried_forward_once() {
 }
 
 #[test]
+fn sequencer_keeps_a_nodes_operations_in_client_order() {
+    // A pipelining client sends five writes without waiting; their forwards reach the
+    // sequencer in reverse order. Each names the one it comes after, so the sequencer parks
+    // them and numbers them in the order the client sent them.
+    let mut c = Cluster::new(ModeKind::Sequential, Tob::Sequencer, 2, 1);
+    c.settle();
+    for i in 0..5 {
+        c.set(2, "k", &i.to_string());
+    }
+    let mut forwards: Vec<_> = (0..5).map(|_| c.take(2, 1, "forward")).collect();
+    while let Some(forward) = forwards.pop() {
+        c.deliver(forward);
+    }
+    c.settle();
+    let order: Vec<u64> = c.delivered(1).iter().map(|id| id.seq).collect();
+    assert!(order.is_sorted(), "numbered out of client order: {order:?}");
+    assert_eq!(c.snapshots()[1][&b"k".to_vec()], b"4");
+    c.assert_total_order();
+}
+
+#[test]
 fn linearizable_read_is_answered_at_its_place_in_the_order() {
     // Sequencer: node 3's read is numbered after node 2's write; it arrives at node 3 first,
     // waits in the hold-back queue for the write, and then sees it.
@@ -931,29 +968,30 @@ fn sequencer_follower_is_not_ready_until_caught_up() {
 }
 
 #[test]
-fn sequencer_follower_too_far_behind_the_log_catches_up_from_peers() {
-    // The sequencer keeps only 4 entries; node 3 misses 10, then the sequencer restarts and
-    // forgets even those. Node 2 still holds what node 3 needs, within its own 4... so make
-    // its log larger than the sequencer's: every node uses the same options, hence catch-up
-    // comes in rounds from whoever holds the entries.
-    let opts = NodeOptions {
-        log_capacity: 16,
-        ..options()
-    };
-    let mut c = Cluster::with_options(ModeKind::Sequential, Tob::Sequencer, 3, 1, opts);
+fn sequencer_restart_leaves_followers_to_catch_up_from_each_other() {
+    // Node 3 misses 100 operations (more than one catch-up batch), then the sequencer restarts
+    // and its log is gone. Node 3 learns from the sequencer how far behind it is, asks every
+    // peer, and node 2 supplies the entries, a batch at a time.
+    let mut c = Cluster::new(ModeKind::Sequential, Tob::Sequencer, 3, 1);
     c.settle();
     c.cut.insert(3);
-    for i in 0..10 {
-        c.set(2, "k", &i.to_string());
+    let pump = |c: &mut Cluster| {
+        for _ in 0..5 {
+            while c.deliver_one() {}
+            c.tick(RETRY_MS);
+        }
+    };
+    for i in 0..100 {
+        c.set(1 + i % 2, "k", &i.to_string());
+        if i % 10 == 9 {
+            pump(&mut c);
+        }
     }
-    for _ in 0..10 {
-        while c.deliver_one() {}
-        c.tick(RETRY_MS);
-    }
-    c.restart(1); // the sequencer's log is gone
+    c.restart(1);
     c.settle();
     c.assert_total_order();
-    assert_eq!(c.snapshots()[2][&b"k".to_vec()], b"9");
+    assert_eq!(c.delivered(3).len(), 100);
+    assert_eq!(c.snapshots()[2][&b"k".to_vec()], b"99");
 }
 
 #[test]
