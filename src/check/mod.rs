@@ -122,7 +122,7 @@ pub struct Violation {
     /// The key the operations touch, when the check split the history by key.
     pub key: Option<String>,
     /// The operations, sorted by invoke time. After shrinking, removing any one of them would
-    /// leave a consistent history.
+    /// leave a consistent history, or would drop a write another shown operation observed.
     pub ops: Vec<Operation>,
     /// Per operation in `ops` (same positions), a note for the reader, or `None`.
     pub notes: Vec<Option<String>>,

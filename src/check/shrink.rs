@@ -8,8 +8,9 @@
 //! away. (The globally smallest failing subset could be smaller still; finding it is expensive
 //! and rarely different in practice.)
 //!
-//! Every candidate is re-checked by the real checker, so shrinking can never invent a violation;
-//! it only chooses which true counterexample to show.
+//! Every candidate is re-checked by the real checker, and candidates that drop a write some
+//! remaining operation observed are refused ([`removals_unobserved`]), so shrinking does not
+//! invent a violation; it only chooses which true counterexample to show.
 
 use std::collections::HashSet;
 
@@ -104,8 +105,14 @@ fn observes(r: &Operation, w: &Operation, ops: &[Operation]) -> Sight {
             .any(|o| o.op.key() == key && matches!(o.op, Op::Append { .. }))
     };
     let contains = |seen: &str| match &w.op {
+        // Only appends build values out of pieces; otherwise a read sees a write's value whole
+        // (a read of "15" did not see a write of "1").
         Op::Set { value, .. } | Op::Append { value, .. } | Op::Cas { value, .. } => {
-            seen.contains(value.as_str())
+            if has_appends() {
+                seen.contains(value.as_str())
+            } else {
+                seen == value
+            }
         }
         // Appends after a delete start from nothing: what they built shows the delete.
         Op::Del { .. } => has_appends(),
