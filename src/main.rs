@@ -317,13 +317,33 @@ fn cluster(config_path: &Path) -> anyhow::Result<()> {
         libc::signal(libc::SIGINT, ignore as *const () as libc::sighandler_t);
     }
     let mut children = Vec::new();
+    #[cfg(target_os = "linux")]
+    let parent = std::process::id() as libc::pid_t;
     for node in &config.nodes {
-        let child = std::process::Command::new(&exe)
+        let mut command = std::process::Command::new(&exe);
+        command
             .arg("serve")
             .arg("--config")
             .arg(config_path)
             .arg("--node")
-            .arg(node.id.to_string())
+            .arg(node.id.to_string());
+        // A SIGTERM or SIGKILL to this process must not leave the nodes running on their
+        // ports: the kernel sends each child SIGTERM (a clean shutdown) when its parent dies.
+        // SAFETY: between fork and exec the closure only makes async-signal-safe system calls.
+        #[cfg(target_os = "linux")]
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have died before the request was in place.
+                if libc::getppid() != parent {
+                    libc::_exit(0);
+                }
+                Ok(())
+            });
+        }
+        let child = command
             .spawn()
             .map_err(|e| anyhow::anyhow!("cannot start node {}: {e}", node.id))?;
         children.push((node.id, child));

@@ -9,8 +9,8 @@
 //! A request that gets no answer within the timeout is recorded as *unknown* — it may still take
 //! effect later — and the client continues as a new client id on a new connection, as Jepsen
 //! does: a client with an operation possibly still in flight cannot also start another one.
-//! After the run, each node's value of every key is read and recorded as a `replica` event, for
-//! `--model eventual`.
+//! After the run, once the nodes' `digest`s agree (or a few seconds have passed), each node's
+//! contents are read with `dump` and recorded as a `replica` event, for `--model eventual`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -150,39 +150,50 @@ pub fn run(options: &WorkloadOptions) -> HistoryRecorder {
             });
         }
     });
-    // Replicas of the eventual mode may still be exchanging the last writes: read until all
-    // reachable nodes agree, for at most SETTLE_ROUNDS rounds.
-    let mut contents = Vec::new();
+    // Replicas of the eventual mode may still be exchanging the last writes: compare the
+    // nodes' digests until all reachable nodes agree, for at most SETTLE_ROUNDS rounds.
     for _ in 0..SETTLE_ROUNDS {
-        contents = options
+        let digests: Vec<String> = options
             .nodes
             .iter()
-            .enumerate()
-            .filter_map(|(n, addr)| Some((n as u64 + 1, read_all(*addr, options)?)))
+            .filter_map(|addr| request_once(*addr, options, "digest"))
             .collect();
-        if contents.windows(2).all(|w| w[0].1 == w[1].1) {
+        if digests.windows(2).all(|w| w[0] == w[1]) {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    for (node, data) in contents {
-        recorder.record_replica(node, data);
+    for (n, addr) in options.nodes.iter().enumerate() {
+        if let Some(data) = dump(*addr, options.timeout) {
+            recorder.record_replica(n as u64 + 1, data);
+        }
     }
     recorder
 }
 
-/// Rounds of reading every node before the replicas are recorded as they are.
+/// Rounds of comparing digests before the replicas are recorded as they are.
 const SETTLE_ROUNDS: usize = 50;
 
-/// Every key's value on the node at `addr`, or `None` if it cannot be reached.
-fn read_all(addr: SocketAddr, options: &WorkloadOptions) -> Option<BTreeMap<String, String>> {
-    let mut conn = Conn::open(addr, options.timeout).ok()?;
+/// One request on a fresh connection; `None` if the node cannot be reached.
+fn request_once(addr: SocketAddr, options: &WorkloadOptions, line: &str) -> Option<String> {
+    Conn::open(addr, options.timeout).ok()?.request(line).ok()
+}
+
+/// The node's contents through its `dump` command (deleted keys left out), or `None` if it
+/// cannot be reached or answers something else.
+pub fn dump(addr: SocketAddr, timeout: Duration) -> Option<BTreeMap<String, String>> {
+    let mut conn = Conn::open(addr, timeout).ok()?;
+    let header = conn.request("dump").ok()?;
+    let count: usize = header.strip_prefix("DUMP ")?.parse().ok()?;
     let mut data = BTreeMap::new();
-    for k in 0..options.keys {
-        let key = format!("k{k}");
-        let reply = conn.request(&format!("get {key}")).ok()?;
-        if let Some(v) = reply.strip_prefix("VALUE ") {
-            data.insert(key, v.to_string());
+    for _ in 0..count {
+        let mut line = String::new();
+        if conn.reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let entry: serde_json::Value = serde_json::from_str(&line).ok()?;
+        if let (Some(key), Some(value)) = (entry["key"].as_str(), entry["value"].as_str()) {
+            data.insert(key.to_string(), value.to_string());
         }
     }
     Some(data)

@@ -222,3 +222,182 @@ fn eventual_allows_a_history_no_sequential_order_explains() {
     };
     assert_eq!(v.ops.len(), 4, "{v:?}");
 }
+
+/// One parsed line of a `trace` stream.
+fn trace_event(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON trace line: {line:?}: {e}"))
+}
+
+/// Reads `client`'s trace stream until an event satisfies `until`; returns every event read.
+fn read_trace_until(
+    client: &mut Client,
+    until: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let mut events = Vec::new();
+    loop {
+        let line = client.read_line().expect("trace stream");
+        assert!(!line.is_empty(), "trace stream closed; got {events:#?}");
+        let event = trace_event(&line);
+        let done = until(&event);
+        events.push(event);
+        if done {
+            return events;
+        }
+    }
+}
+
+#[test]
+fn trace_streams_a_write_as_it_flows_between_nodes() {
+    let (_dir, nodes) = start(&cluster_config("sequential", "sequencer", ""));
+    let mut streams: Vec<Client> = nodes
+        .iter()
+        .map(|n| {
+            let mut c = n.client();
+            let ok = c.request("trace");
+            assert!(ok.starts_with("OK tracing node"), "{ok}");
+            c
+        })
+        .collect();
+    assert_eq!(nodes[0].client().request("set traced 42"), "OK");
+
+    // Node 1 (the sequencer) takes the request, numbers it, sends it to both others, applies
+    // it and answers.
+    let on_1 = read_trace_until(&mut streams[0], |e| e["kind"] == "client_reply");
+    let kinds: Vec<&str> = on_1.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"client_request"), "{on_1:#?}");
+    let id = on_1
+        .iter()
+        .find(|e| e["kind"] == "apply")
+        .map(|e| e["msg_id"].clone())
+        .expect("node 1 applies the write");
+    for peer in [2, 3] {
+        assert!(
+            on_1.iter().any(|e| e["kind"] == "send"
+                && e["peer"] == peer
+                && e["message"] == "ordered"
+                && e["msg_id"] == id),
+            "node 1 sends the ordered write to node {peer}: {on_1:#?}"
+        );
+    }
+    // Nodes 2 and 3 receive the same message from node 1, then deliver and apply it.
+    for (node, stream) in (1..).zip(streams.iter_mut()).skip(1) {
+        let events = read_trace_until(stream, |e| e["kind"] == "apply" && e["msg_id"] == id);
+        let received = events
+            .iter()
+            .position(|e| e["kind"] == "receive" && e["peer"] == 1 && e["msg_id"] == id)
+            .unwrap_or_else(|| panic!("node {node} never received it: {events:#?}"));
+        let delivered = events
+            .iter()
+            .position(|e| e["kind"] == "deliver" && e["msg_id"] == id)
+            .unwrap_or_else(|| panic!("node {node} never delivered it: {events:#?}"));
+        assert!(received < delivered, "{events:#?}");
+        assert!(events.iter().all(|e| e["node"] == node), "{events:#?}");
+        // Lamport time never goes backwards on one node.
+        let times: Vec<u64> = events
+            .iter()
+            .filter_map(|e| e["lamport"].as_u64())
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    }
+}
+
+#[test]
+fn a_slow_trace_subscriber_loses_events_but_never_slows_the_node() {
+    let (_dir, nodes) = start(&cluster_config("sequential", "sequencer", ""));
+    // A subscriber that stops reading: once the socket buffers fill, its events must be
+    // dropped and counted, while the node goes on answering.
+    let mut slow = nodes[0].client();
+    assert!(slow.request("trace").starts_with("OK tracing"));
+    let writers = 4;
+    let per_writer = 2_500;
+    thread::scope(|scope| {
+        for w in 0..writers {
+            let node = &nodes[0];
+            scope.spawn(move || {
+                let mut client = node.client();
+                for i in 0..per_writer {
+                    assert_eq!(client.request(&format!("set w{w} {i}")), "OK");
+                }
+            });
+        }
+    });
+    assert_eq!(nodes[0].client().request("set last done"), "OK");
+    // Now read: somewhere there is a gap, counted, and the stream goes on to the last write.
+    let mut lost = 0;
+    loop {
+        let line = slow.read_line().expect("trace stream");
+        assert!(!line.is_empty(), "trace stream closed");
+        let event = trace_event(&line);
+        if let Some(n) = event["lost"].as_u64() {
+            assert!(n > 0);
+            lost += n;
+        } else if event["kind"] == "client_request"
+            && event["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("set last"))
+        {
+            break;
+        }
+    }
+    assert!(
+        lost > 0,
+        "a subscriber that did not read for {writers}×{per_writer} writes lost nothing"
+    );
+}
+
+#[test]
+fn dump_and_digest_show_what_each_replica_holds() {
+    // Node 3 is cut off: its digest differs until the partition heals.
+    let (_dir, nodes) = start(&cluster_config("eventual", "sequencer", ""));
+    let digest = |n: &ServerProcess| n.client().request("digest");
+    for n in &nodes[..2] {
+        n.client().request("fault partition 3");
+    }
+    nodes[2].client().request("fault partition 1 2");
+    let mut c = nodes[0].client();
+    assert_eq!(c.request("set a 1"), "OK");
+    assert_eq!(c.request("set b two words"), "OK");
+    assert_eq!(c.request("del a"), "OK");
+    let deadline = Instant::now() + PATIENCE;
+    while digest(&nodes[0]) != digest(&nodes[1]) {
+        assert!(Instant::now() < deadline, "nodes 1 and 2 never agreed");
+        thread::sleep(Duration::from_millis(20)); // polling a condition, with a deadline
+    }
+    assert_ne!(digest(&nodes[0]), digest(&nodes[2]));
+    assert_eq!(digest(&nodes[2]), "DIGEST cbf29ce484222325 keys=0");
+
+    let mut c = nodes[1].client();
+    assert_eq!(c.request("dump"), "DUMP 2");
+    let a = trace_event(&c.read_line().unwrap());
+    let b = trace_event(&c.read_line().unwrap());
+    assert_eq!(
+        (a["key"].as_str(), a["deleted"].as_bool()),
+        (Some("a"), Some(true))
+    );
+    assert_eq!(
+        (b["key"].as_str(), b["value"].as_str()),
+        (Some("b"), Some("two words"))
+    );
+    assert_eq!(b["node"], 1);
+    assert!(
+        a["time"].as_u64() > b["time"].as_u64(),
+        "the delete came later: {a} {b}"
+    );
+    assert_eq!(
+        c.request("ping"),
+        "PONG",
+        "the connection goes on after a dump"
+    );
+
+    for n in &nodes {
+        n.client().request("fault heal");
+    }
+    let deadline = Instant::now() + PATIENCE;
+    while digest(&nodes[2]) != digest(&nodes[0]) {
+        assert!(
+            Instant::now() < deadline,
+            "node 3 never caught up after the heal"
+        );
+        thread::sleep(Duration::from_millis(20)); // polling a condition, with a deadline
+    }
+}

@@ -12,6 +12,8 @@
 //!   one summary line (to grow the log without a thousand-line transcript);
 //! * `@raw <bytes>` — send bytes with Rust-style escapes (`\xff`, `\r`, `\n`, `\t`, `\\`) and record
 //!   one reply line.
+//!
+//! A reply `DUMP <n>` is followed by its n lines.
 
 mod common;
 
@@ -108,6 +110,12 @@ fn run_script(script: &str) -> String {
                     .try_request(line)
                     .unwrap_or_else(|e| format!("<{e}>"));
                 transcript.push_str(&format!("> {line}\n< {reply}\n"));
+                // `dump` answers `DUMP <n>` and then n more lines.
+                let more = reply.strip_prefix("DUMP ").and_then(|n| n.parse().ok());
+                for _ in 0..more.unwrap_or(0) {
+                    let next = client.read_line().expect("dump line");
+                    transcript.push_str(&format!("< {next}\n"));
+                }
             }
         }
     }

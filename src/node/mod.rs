@@ -209,6 +209,9 @@ pub enum TraceKind {
     Deliver,
     /// A write changed this node's storage.
     Apply,
+    /// A message was lost on its way: dropped by an injected fault (a partition or a drop
+    /// probability). Emitted by the driver that carries messages, never by a mode.
+    Drop,
 }
 
 /// One event of a node's life, streamed as a JSON line by the drivers.
@@ -223,8 +226,38 @@ pub struct TraceEvent {
     pub kind: TraceKind,
     /// The update or operation concerned, if any: lets a viewer follow one write across nodes.
     pub msg_id: Option<MsgId>,
+    /// For a message event (send, receive, drop): the other end of the link — the receiver of a
+    /// send or drop, the sender of a receive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<NodeId>,
+    /// For a message event: the message's kind ([`Message::kind`]), e.g. `ordered` or `ack`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// A short human-readable line.
     pub detail: String,
+}
+
+impl TraceEvent {
+    /// The event for `message` crossing the link between `node` and `peer`: sent, received or
+    /// dropped (`kind`), at `node`'s Lamport time `lamport`.
+    pub fn link(
+        node: NodeId,
+        lamport: u64,
+        kind: TraceKind,
+        peer: NodeId,
+        message: &Message,
+        detail: String,
+    ) -> TraceEvent {
+        TraceEvent {
+            node,
+            lamport,
+            kind,
+            msg_id: message.id(),
+            peer: Some(peer),
+            message: Some(message.kind().to_string()),
+            detail,
+        }
+    }
 }
 
 /// A stored value with the stamp of the write that produced it.
@@ -591,20 +624,23 @@ fn trace(
         lamport,
         kind,
         msg_id,
+        peer: None,
+        message: None,
         detail,
     }));
 }
 
 /// Sends `message` to `to`, tracing the send.
 fn send(out: &mut Vec<Output>, node: NodeId, lamport: u64, to: NodeId, message: Message) {
-    trace(
-        out,
+    let detail = format!("to n{to}: {message}");
+    out.push(Output::Trace(TraceEvent::link(
         node,
         lamport,
         TraceKind::Send,
-        message.id(),
-        format!("to n{to}: {message}"),
-    );
+        to,
+        &message,
+        detail,
+    )));
     out.push(Output::Send { to, message });
 }
 
@@ -616,14 +652,14 @@ fn trace_receive(
     from: NodeId,
     message: &Message,
 ) {
-    trace(
-        out,
+    out.push(Output::Trace(TraceEvent::link(
         node,
         lamport,
         TraceKind::Receive,
-        message.id(),
+        from,
+        message,
         format!("from n{from}: {message}"),
-    );
+    )));
 }
 
 /// Traces a message that is dropped unread, and why.
@@ -635,14 +671,14 @@ fn ignore(
     message: &Message,
     why: &str,
 ) {
-    trace(
-        out,
+    out.push(Output::Trace(TraceEvent::link(
         node,
         lamport,
         TraceKind::Receive,
-        message.id(),
+        from,
+        message,
         format!("from n{from}: {message} (ignored: {why})"),
-    );
+    )));
 }
 
 /// Answers a client, tracing the reply.

@@ -77,6 +77,15 @@ pub enum Command {
     /// `fault`, `fault heal`, `fault partition <peer>…`, `fault drop <peer> <probability>`,
     /// `fault delay <peer> <ms>`. The words after `fault` are kept raw for the runtime.
     Fault { args: Bytes },
+    /// Text `trace`: turn this connection into a stream of the node's trace events, one JSON
+    /// object per line, until the client closes it (replicated modes).
+    Trace,
+    /// Text `dump`, RESP `DUMP`: every key this node holds, with its version in replicated
+    /// modes, one JSON object per key.
+    Dump,
+    /// Text `digest`, RESP `DIGEST`: a checksum of everything this node holds; two replicas
+    /// with the same digest hold the same data.
+    Digest,
 }
 
 impl Command {
@@ -215,4 +224,4 @@ pub fn format(dialect: Dialect, reply: &Reply<'_>, out: &mut bytes::BytesMut) {
 }
 
 /// The one line that `help` prints.
-pub const HELP: &str = "commands: set <key> <value> | get <key> | del <key> | ping | stats | compact | fault [heal | partition <node>... | drop <node> <p> | delay <node> <ms>] | help | quit | exit | kill";
+pub const HELP: &str = "commands: set <key> <value> | get <key> | del <key> | ping | stats | compact | dump | digest | trace | fault [heal | partition <node>... | drop <node> <p> | delay <node> <ms>] | help | quit | exit | kill";

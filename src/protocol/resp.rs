@@ -270,6 +270,14 @@ fn to_command(
         Ok(Command::Compact)
     } else if is("help") {
         Ok(Command::Help)
+    } else if is("dump") {
+        arity_is(rest.is_empty(), "dump", "DUMP")?;
+        Ok(Command::Dump)
+    } else if is("digest") {
+        arity_is(rest.is_empty(), "digest", "DIGEST")?;
+        Ok(Command::Digest)
+    } else if is("trace") {
+        Ok(Command::Trace)
     } else {
         Err(RequestError::UnknownCommand(super::text::printable(name)))
     }
@@ -432,6 +440,8 @@ mod tests {
                 },
             ),
             (b"*1\r\n$4\r\nINFO\r\n", Command::Info),
+            (b"*1\r\n$4\r\nDUMP\r\n", Command::Dump),
+            (b"*1\r\n$6\r\ndigest\r\n", Command::Digest),
             (b"*1\r\n$4\r\nQUIT\r\n", Command::Quit),
             (b"*1\r\n$8\r\nSHUTDOWN\r\n", Command::Kill),
         ];

@@ -184,6 +184,12 @@ pub fn parse(line: &Bytes, limits: &Limits) -> Result<Command, RequestError> {
         Ok(Command::Quit)
     } else if lower("kill") {
         no_args("kill", Command::Kill)
+    } else if lower("trace") {
+        no_args("trace", Command::Trace)
+    } else if lower("dump") {
+        no_args("dump", Command::Dump)
+    } else if lower("digest") {
+        no_args("digest", Command::Digest)
     } else if lower("fault") {
         // Parsed by the runtime, which knows the peers.
         let rest = args[0]
@@ -373,6 +379,9 @@ mod tests {
             ),
             ("stats", Ok(Command::Stats)),
             ("help", Ok(Command::Help)),
+            ("dump", Ok(Command::Dump)),
+            ("DIGEST", Ok(Command::Digest)),
+            ("trace", Ok(Command::Trace)),
             ("compact", Ok(Command::Compact)),
             ("quit", Ok(Command::Quit)),
             ("EXIT", Ok(Command::Quit)),

@@ -42,6 +42,8 @@ enum After {
     Close,
     /// Send the replies, then stop the whole server.
     Kill,
+    /// Send the replies, then stream trace events until the client leaves.
+    Trace,
 }
 
 /// Parser state of one connection.
@@ -112,6 +114,11 @@ pub(crate) async fn run(shared: &Shared, mut stream: TcpStream) {
                 break after;
             }
         };
+        // Subscribe before the reply leaves, so the client sees every event after it.
+        let events = match (after, &shared.replica) {
+            (After::Trace, Some(replica)) => Some(replica.subscribe()),
+            _ => None,
+        };
         if !output.is_empty() {
             if stream.write_all(&output).await.is_err() {
                 return;
@@ -120,6 +127,12 @@ pub(crate) async fn run(shared: &Shared, mut stream: TcpStream) {
         }
         match after {
             After::Continue => {}
+            After::Trace => {
+                if let Some(events) = events {
+                    stream_trace(stream, events, &shared.shutdown).await;
+                }
+                return;
+            }
             After::Close => {
                 let _ = stream.shutdown().await;
                 return;
@@ -327,6 +340,45 @@ impl Session {
                 },
             },
             Command::Echo { message } => reply(Reply::Value(message), out),
+            Command::Trace => match (&shared.replica, dialect) {
+                (None, _) => reply(Reply::Error("trace needs a replicated mode"), out),
+                (Some(_), Dialect::Resp) => reply(
+                    Reply::Error("trace streams JSON lines: use the text protocol (nc)"),
+                    out,
+                ),
+                (Some(_), Dialect::Text) => {
+                    let note = format!(
+                        "tracing node {}: one JSON event per line, {{\"lost\":N}} when N were skipped; close the connection to stop",
+                        shared.node_id
+                    );
+                    reply(Reply::Done(&note), out);
+                    return After::Trace;
+                }
+            },
+            Command::Dump | Command::Digest => {
+                let store = shared.store.clone();
+                let versioned = shared.replica.is_some();
+                let contents = tokio::task::spawn_blocking(move || contents(&store, versioned))
+                    .await
+                    .unwrap_or_else(|_| Err("reading the store failed: task panicked".into()));
+                match contents {
+                    Ok(contents) if matches!(command, Command::Dump) => {
+                        format_dump(&contents, versioned, dialect, out)
+                    }
+                    Ok(contents) => {
+                        let line = format!("{:016x} keys={}", digest(&contents), contents.len());
+                        match dialect {
+                            Dialect::Resp => reply(Reply::Bulk(line.as_bytes()), out),
+                            Dialect::Text => {
+                                out.extend_from_slice(b"DIGEST ");
+                                out.extend_from_slice(line.as_bytes());
+                                out.extend_from_slice(b"\r\n");
+                            }
+                        }
+                    }
+                    Err(e) => reply(Reply::Error(&e), out),
+                }
+            }
             Command::DbSize => reply(Reply::Integer(shared.store.len() as i64), out),
             Command::Stats => reply(Reply::Stats(&stats(shared)), out),
             Command::Help => reply(Reply::Help(protocol::HELP), out),
@@ -394,12 +446,162 @@ impl Session {
     }
 }
 
+/// Streams the node's trace events to a subscriber, one JSON object per line, until it closes
+/// the connection or the server stops. Events are written in batches of what has queued up; a
+/// subscriber too slow to keep up loses the oldest events and is told how many with a
+/// `{"lost":N}` line — the node never waits for it.
+async fn stream_trace(
+    mut stream: TcpStream,
+    mut events: tokio::sync::broadcast::Receiver<crate::node::TraceEvent>,
+    shutdown: &tokio_util::sync::CancellationToken,
+) {
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+    let mut out = Vec::with_capacity(READ_CHUNK);
+    let mut ignored = [0u8; 256];
+    let push = |event: &crate::node::TraceEvent, out: &mut Vec<u8>| {
+        if serde_json::to_writer(&mut *out, event).is_ok() {
+            out.extend_from_slice(b"\n");
+        }
+    };
+    let lost = |n: u64, out: &mut Vec<u8>| {
+        out.extend_from_slice(format!("{{\"lost\":{n}}}\n").as_bytes());
+    };
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            // Anything the client sends is ignored; end of stream means it left.
+            read = stream.read(&mut ignored) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            },
+            event = events.recv() => event,
+        };
+        match first {
+            Ok(event) => push(&event, &mut out),
+            Err(RecvError::Lagged(n)) => lost(n, &mut out),
+            Err(RecvError::Closed) => return,
+        }
+        while out.len() < READ_CHUNK {
+            match events.try_recv() {
+                Ok(event) => push(&event, &mut out),
+                Err(TryRecvError::Lagged(n)) => lost(n, &mut out),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Closed) => return,
+            }
+        }
+        if stream.write_all(&out).await.is_err() {
+            return;
+        }
+        out.clear();
+    }
+}
+
+/// A node's data as clients see it: every key and its stored bytes, sorted by key. In the
+/// replicated modes the bytes are [`Versioned`](crate::node::Versioned)-encoded (so replicas
+/// agree on versions, not only values) and the mode's meta entries are left out.
+type Contents = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Reads [`Contents`] from the store. Keys deleted while it runs are skipped.
+fn contents(store: &crate::storage::Store, versioned: bool) -> Result<Contents, String> {
+    let mut keys = store.keys();
+    if versioned {
+        keys.retain(|k| !k.starts_with(super::replica::META_PREFIX));
+    }
+    keys.sort_unstable();
+    let mut contents = Vec::with_capacity(keys.len());
+    for key in keys {
+        match store.get(&key) {
+            Ok(Some(value)) => contents.push((key, value)),
+            Ok(None) => {}
+            Err(e) => return Err(format!("reading the store failed: {e}")),
+        }
+    }
+    if versioned {
+        for (key, bytes) in &contents {
+            crate::node::Versioned::decode(bytes)
+                .map_err(|e| format!("stored version of {} is damaged: {e}", key.escape_ascii()))?;
+        }
+    }
+    Ok(contents)
+}
+
+/// FNV-1a over every key and value with their lengths: equal contents, equal digest. Not
+/// cryptographic; it tells replicas apart, it does not defend against anyone.
+fn digest(contents: &Contents) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in (bytes.len() as u64).to_le_bytes().iter().chain(bytes) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for (key, value) in contents {
+        eat(key);
+        eat(value);
+    }
+    h
+}
+
+/// One JSON object per key: `{"key":…,"value":…}`, plus `time` and `node` (the version) in the
+/// replicated modes, where a deleted key shows as `"deleted":true`. Text: a `DUMP <n>` line,
+/// then the objects one per line; RESP: an array of them.
+fn format_dump(contents: &Contents, versioned: bool, dialect: Dialect, out: &mut BytesMut) {
+    let lines: Vec<Vec<u8>> = contents
+        .iter()
+        .map(|(key, bytes)| {
+            let mut object = serde_json::Map::new();
+            put_bytes(&mut object, "key", key);
+            match crate::node::Versioned::decode(bytes) {
+                // Replicated modes: the stored bytes carry a version ([`contents`] checked it).
+                Ok(v) if versioned => {
+                    match &v.value {
+                        Some(value) => put_bytes(&mut object, "value", value),
+                        None => {
+                            object.insert("deleted".into(), true.into());
+                        }
+                    }
+                    object.insert("time".into(), v.stamp.time.into());
+                    object.insert("node".into(), v.stamp.node.into());
+                }
+                _ => put_bytes(&mut object, "value", bytes),
+            }
+            serde_json::Value::Object(object).to_string().into_bytes()
+        })
+        .collect();
+    match dialect {
+        Dialect::Resp => {
+            let items: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+            protocol::format(dialect, &Reply::Array(&items), out);
+        }
+        Dialect::Text => {
+            out.extend_from_slice(format!("DUMP {}\r\n", lines.len()).as_bytes());
+            for line in lines {
+                out.extend_from_slice(&line);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+}
+
+/// Stores `bytes` under `name` as a JSON string, or as `<name>_hex` when they are not UTF-8.
+fn put_bytes(object: &mut serde_json::Map<String, serde_json::Value>, name: &str, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            object.insert(name.into(), text.into());
+        }
+        Err(_) => {
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            object.insert(format!("{name}_hex"), hex.into());
+        }
+    }
+}
+
 /// The `stats` counters, in a fixed order.
 fn stats(shared: &Shared) -> Vec<(&'static str, String)> {
     let s = shared.store.stats();
     let mode = format!("{:?}", shared.mode).to_lowercase();
     let sync = format!("{:?}", shared.sync).to_lowercase();
-    vec![
+    let mut pairs = vec![
         ("node", shared.node_id.to_string()),
         ("mode", mode),
         ("keys", s.keys.to_string()),
@@ -417,7 +619,21 @@ fn stats(shared: &Shared) -> Vec<(&'static str, String)> {
             "total_connections",
             shared.total_connections.load(Ordering::Relaxed).to_string(),
         ),
-    ]
+    ];
+    if let Some(replica) = &shared.replica {
+        let status = replica.status();
+        pairs.extend([
+            ("replication", replica.mode_name.replace(' ', "")),
+            ("lamport", status.clock.to_string()),
+            ("pending", status.pending.to_string()),
+            ("ready", status.ready.to_string()),
+            (
+                "trace_subscribers",
+                replica.trace.receiver_count().to_string(),
+            ),
+        ]);
+    }
+    pairs
 }
 
 /// Redis-style glob match for `CONFIG GET`: `*` matches any run of bytes, `?` any one byte.

@@ -160,6 +160,13 @@ impl ReplicaHandle {
             .unwrap_or_else(|_| Response::Err("node is stopping".into()))
     }
 
+    /// Starts following the node's trace events. A receiver that falls more than
+    /// [`TRACE_BUFFER`] events behind skips the oldest and learns how many
+    /// ([`broadcast::error::RecvError::Lagged`]); the node never waits for it.
+    pub fn subscribe(&self) -> broadcast::Receiver<TraceEvent> {
+        self.trace.subscribe()
+    }
+
     /// The latest counters.
     pub fn status(&self) -> Status {
         self.status
@@ -222,8 +229,10 @@ pub async fn start(
     .map_err(|e| anyhow::anyhow!("cannot listen for peers on {}: {e}", config.listen))?;
     listener.config_mut().max_frame_length(64 << 20);
     let server = PeerServer {
+        me: config.me,
         inbox: inbox_tx.clone(),
         faults: faults.clone(),
+        trace: trace_tx.clone(),
     };
     let stop = shutdown.clone();
     tokio::spawn(async move {
@@ -260,15 +269,16 @@ pub async fn start(
     for (&peer, &addr) in &config.peers {
         let (tx, rx) = mpsc::channel(OUTBOX);
         outboxes.insert(peer, tx);
-        tokio::spawn(send_loop(
-            config.me,
+        let link = Link {
+            me: config.me,
             peer,
             addr,
-            rx,
-            inbox_tx.clone(),
-            faults.clone(),
-            shutdown.clone(),
-        ));
+            inbox: inbox_tx.clone(),
+            faults: faults.clone(),
+            trace: trace_tx.clone(),
+            shutdown: shutdown.clone(),
+        };
+        tokio::spawn(send_loop(link, rx));
     }
 
     let actor = Actor {
@@ -297,29 +307,48 @@ pub async fn start(
 /// The tarpc side that receives messages.
 #[derive(Clone)]
 struct PeerServer {
+    me: NodeId,
     inbox: mpsc::Sender<ToActor>,
     faults: Arc<Faults>,
+    trace: broadcast::Sender<TraceEvent>,
 }
 
 impl Peer for PeerServer {
     async fn deliver(self, _: tarpc::context::Context, from: NodeId, messages: Vec<Message>) {
         if self.faults.link(from).partitioned {
+            for m in &messages {
+                trace_drop(&self.trace, self.me, from, m, "from", "partitioned");
+            }
             return;
         }
         let _ = self.inbox.send(ToActor::Peer(from, messages)).await;
     }
 }
 
-/// Keeps a connection to one peer and sends it what the mode addresses to it.
-async fn send_loop(
+/// What a sender needs to know about its link to one peer.
+struct Link {
     me: NodeId,
     peer: NodeId,
+    /// The peer's tarpc address.
     addr: SocketAddr,
-    mut outbox: mpsc::Receiver<Message>,
+    /// This node's actor, told when the link comes up.
     inbox: mpsc::Sender<ToActor>,
     faults: Arc<Faults>,
+    trace: broadcast::Sender<TraceEvent>,
     shutdown: CancellationToken,
-) {
+}
+
+/// Keeps a connection to one peer and sends it what the mode addresses to it.
+async fn send_loop(link: Link, mut outbox: mpsc::Receiver<Message>) {
+    let Link {
+        me,
+        peer,
+        addr,
+        inbox,
+        faults,
+        trace,
+        shutdown,
+    } = link;
     let mut backoff = Duration::from_millis(50);
     let mut rng = Rng::new(u64::from(me) << 32 | u64::from(peer));
     'connect: loop {
@@ -357,10 +386,19 @@ async fn send_loop(
             }
             let fault = faults.link(peer);
             if fault.partitioned {
+                for m in &batch {
+                    trace_drop(&trace, me, peer, m, "to", "partitioned");
+                }
                 continue;
             }
             if fault.drop > 0.0 {
-                batch.retain(|_| !rng.chance(fault.drop));
+                batch.retain(|m| {
+                    let lost = rng.chance(fault.drop);
+                    if lost {
+                        trace_drop(&trace, me, peer, m, "to", "drop fault");
+                    }
+                    !lost
+                });
                 if batch.is_empty() {
                     continue;
                 }
@@ -377,6 +415,31 @@ async fn send_loop(
             }
         }
     }
+}
+
+/// Traces `message`, on the link between `me` and `peer`, as lost to an injected fault.
+/// `direction` is `to` (dropped on the way out) or `from` (dropped on arrival); the event's
+/// Lamport time is the message's own.
+fn trace_drop(
+    trace: &broadcast::Sender<TraceEvent>,
+    me: NodeId,
+    peer: NodeId,
+    message: &Message,
+    direction: &str,
+    why: &str,
+) {
+    if trace.receiver_count() == 0 {
+        return;
+    }
+    let detail = format!("{direction} n{peer}: {message} (dropped: {why})");
+    let _ = trace.send(TraceEvent::link(
+        me,
+        message.time(),
+        node::TraceKind::Drop,
+        peer,
+        message,
+        detail,
+    ));
 }
 
 /// A tiny generator for drop decisions (xorshift64*): faults are the runtime's, not the mode's,

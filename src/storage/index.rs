@@ -440,6 +440,22 @@ impl Index {
         write(&self.shards[s]).replace_if(h, key, expected, new)
     }
 
+    /// Every live key, shard by shard, in no particular order. Each shard is read under its
+    /// own lock, so a key written meanwhile may or may not be included.
+    pub(crate) fn keys(&self) -> Vec<Vec<u8>> {
+        let mut keys = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = read(shard);
+            keys.extend(
+                shard
+                    .iter()
+                    .filter(|(_, loc)| !loc.is_tombstone())
+                    .map(|(k, _)| k.to_vec()),
+            );
+        }
+        keys
+    }
+
     /// Keys held.
     pub(crate) fn len(&self) -> u64 {
         self.shards.iter().map(|s| read(s).len() as u64).sum()

@@ -401,6 +401,12 @@ impl Store {
         self.core().index.contains(key)
     }
 
+    /// Every live key, in no particular order (index only, no disk read). Not a snapshot: a key
+    /// written or deleted while the call runs may or may not be in the answer.
+    pub fn keys(&self) -> Vec<Vec<u8>> {
+        self.core().index.keys()
+    }
+
     /// Live keys (index only). Same as `stats().keys`, cheaper.
     pub fn len(&self) -> u64 {
         self.core().index.len()
