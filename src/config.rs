@@ -141,6 +141,12 @@ pub struct ReplicationConfig {
     pub max_pending: usize,
     /// Delivered operations a node keeps to help others catch up.
     pub log_capacity: usize,
+    /// Most inputs (client requests, peer messages) the node takes in one round: their writes
+    /// go to the log in one append and their replies and messages wait for one fsync. 1 turns
+    /// this batching off.
+    pub step_batch: usize,
+    /// Most messages sent to a peer in one call. 1 turns this batching off.
+    pub send_batch: usize,
 }
 
 impl Default for ReplicationConfig {
@@ -151,6 +157,8 @@ impl Default for ReplicationConfig {
             tick_interval_ms: 50,
             max_pending: options.max_pending,
             log_capacity: options.log_capacity,
+            step_batch: 256,
+            send_batch: 256,
         }
     }
 }
@@ -323,7 +331,8 @@ impl Config {
             {
                 return Err(invalid("replication intervals must be above 0".into()));
             }
-            if config.replication.max_pending == 0 || config.replication.log_capacity == 0 {
+            let r = &config.replication;
+            if r.max_pending == 0 || r.log_capacity == 0 || r.step_batch == 0 || r.send_batch == 0 {
                 return Err(invalid("replication bounds must be above 0".into()));
             }
         }

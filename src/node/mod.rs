@@ -383,6 +383,20 @@ pub trait Storage {
     /// # Errors
     /// A [`StorageError`] if the store fails.
     fn put_meta(&mut self, name: &str, v: u64) -> Result<(), StorageError>;
+
+    /// The meta record `name` (bytes a mode keeps for itself, e.g. a write-ahead copy of a
+    /// message it must be able to send again after a crash), if it was ever written.
+    ///
+    /// # Errors
+    /// A [`StorageError`] if the store fails.
+    fn get_blob(&mut self, name: &str) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Sets the meta record `name`. Blobs share the meta namespace's durability: written in
+    /// the same step as the values, durable before the step's effects leave.
+    ///
+    /// # Errors
+    /// A [`StorageError`] if the store fails.
+    fn put_blob(&mut self, name: &str, bytes: &[u8]) -> Result<(), StorageError>;
 }
 
 /// Storage in memory, for tests and the simulator: a "disk" that survives a simulated crash
@@ -393,6 +407,8 @@ pub struct MemStorage {
     data: BTreeMap<Vec<u8>, Versioned>,
     /// The meta counters.
     meta: BTreeMap<String, u64>,
+    /// The meta records.
+    blobs: BTreeMap<String, Vec<u8>>,
 }
 
 impl MemStorage {
@@ -437,6 +453,15 @@ impl Storage for MemStorage {
 
     fn put_meta(&mut self, name: &str, v: u64) -> Result<(), StorageError> {
         self.meta.insert(name.to_owned(), v);
+        Ok(())
+    }
+
+    fn get_blob(&mut self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.blobs.get(name).cloned())
+    }
+
+    fn put_blob(&mut self, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        self.blobs.insert(name.to_owned(), bytes.to_vec());
         Ok(())
     }
 }

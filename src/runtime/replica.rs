@@ -34,8 +34,6 @@ const INBOX: usize = 4096;
 /// Messages waiting to be sent to one peer. Full: new ones are dropped and resent later by
 /// the mode's retry.
 const OUTBOX: usize = 8192;
-/// Messages sent to a peer in one call.
-const SEND_BATCH: usize = 256;
 /// Trace events buffered for subscribers; a slower subscriber skips and is told how many.
 const TRACE_BUFFER: usize = 4096;
 /// Longest pause between reconnection attempts to a peer.
@@ -187,6 +185,10 @@ pub struct ReplicaConfig {
     /// The other nodes' peer addresses.
     pub peers: BTreeMap<NodeId, SocketAddr>,
     pub tick_interval_ms: u64,
+    /// Most inputs stepped in one round (see [`Actor`]).
+    pub step_batch: usize,
+    /// Most messages sent to a peer in one call.
+    pub send_batch: usize,
     pub faults: Vec<(NodeId, LinkFault)>,
 }
 
@@ -212,6 +214,11 @@ pub async fn start(
         &mut storage,
         config.options,
     )?;
+    // What recovery wrote (leased counters) is on disk before anything is said to anyone.
+    storage.flush()?;
+    if storage.ticket > 0 {
+        store.wait_durable(storage.ticket).await?;
+    }
     let (inbox_tx, inbox_rx) = mpsc::channel(INBOX);
     let (trace_tx, _) = broadcast::channel(TRACE_BUFFER);
     let faults = Arc::new(Faults::default());
@@ -277,6 +284,7 @@ pub async fn start(
             faults: faults.clone(),
             trace: trace_tx.clone(),
             shutdown: shutdown.clone(),
+            batch: config.send_batch.max(1),
         };
         tokio::spawn(send_loop(link, rx));
     }
@@ -290,6 +298,7 @@ pub async fn start(
         waiting: HashMap::new(),
         next_request: 0,
         started: Instant::now(),
+        step_batch: config.step_batch.max(1),
     };
     tokio::spawn(actor.run(inbox_rx, config.tick_interval_ms, shutdown));
     Ok(ReplicaHandle {
@@ -336,6 +345,8 @@ struct Link {
     faults: Arc<Faults>,
     trace: broadcast::Sender<TraceEvent>,
     shutdown: CancellationToken,
+    /// Most messages per call.
+    batch: usize,
 }
 
 /// Keeps a connection to one peer and sends it what the mode addresses to it.
@@ -348,6 +359,7 @@ async fn send_loop(link: Link, mut outbox: mpsc::Receiver<Message>) {
         faults,
         trace,
         shutdown,
+        batch: max_batch,
     } = link;
     let mut backoff = Duration::from_millis(50);
     let mut rng = Rng::new(u64::from(me) << 32 | u64::from(peer));
@@ -378,7 +390,7 @@ async fn send_loop(link: Link, mut outbox: mpsc::Receiver<Message>) {
                 m = outbox.recv() => match m { Some(m) => m, None => return },
             };
             let mut batch = vec![first];
-            while batch.len() < SEND_BATCH {
+            while batch.len() < max_batch {
                 match outbox.try_recv() {
                     Ok(m) => batch.push(m),
                     Err(_) => break,
@@ -470,6 +482,8 @@ struct Actor {
     waiting: HashMap<RequestId, oneshot::Sender<Response>>,
     next_request: u64,
     started: Instant,
+    /// Most inputs taken in one round.
+    step_batch: usize,
 }
 
 /// A step's effects, released once its writes are durable.
@@ -480,6 +494,24 @@ struct Effects {
 }
 
 impl Actor {
+    /// Turns one message for the actor into the mode's inputs.
+    fn take(&mut self, msg: ToActor, inputs: &mut Vec<Input>) {
+        match msg {
+            ToActor::Client(request, reply) => {
+                let id = RequestId(self.next_request);
+                self.next_request += 1;
+                self.waiting.insert(id, reply);
+                inputs.push(Input::Client { id, request });
+            }
+            ToActor::Peer(from, messages) => inputs.extend(
+                messages
+                    .into_iter()
+                    .map(|message| Input::Peer { from, message }),
+            ),
+            ToActor::PeerUp(peer) => inputs.push(Input::PeerUp { peer }),
+        }
+    }
+
     async fn run(
         mut self,
         mut inbox: mpsc::Receiver<ToActor>,
@@ -520,34 +552,41 @@ impl Actor {
             }
         });
         let mut out = Vec::new();
+        let mut inputs = Vec::new();
         loop {
-            let inputs: Vec<Input> = tokio::select! {
+            inputs.clear();
+            tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tick.tick() => vec![Input::Tick { now_ms: self.started.elapsed().as_millis() as u64 }],
+                _ = tick.tick() => inputs.push(Input::Tick { now_ms: self.started.elapsed().as_millis() as u64 }),
                 msg = inbox.recv() => match msg {
                     None => break,
-                    Some(ToActor::Client(request, reply)) => {
-                        let id = RequestId(self.next_request);
-                        self.next_request += 1;
-                        self.waiting.insert(id, reply);
-                        vec![Input::Client { id, request }]
+                    Some(msg) => {
+                        // Take what else is already waiting, up to the batch size: one append
+                        // and one fsync then cover all of it.
+                        self.take(msg, &mut inputs);
+                        let mut taken = 1;
+                        while taken < self.step_batch {
+                            let Ok(msg) = inbox.try_recv() else { break };
+                            self.take(msg, &mut inputs);
+                            taken += 1;
+                        }
                     }
-                    Some(ToActor::Peer(from, messages)) => messages
-                        .into_iter()
-                        .map(|message| Input::Peer { from, message })
-                        .collect(),
-                    Some(ToActor::PeerUp(peer)) => vec![Input::PeerUp { peer }],
                 },
-            };
+            }
             let mut storage = StoreStorage::new(&self.store);
             out.clear();
-            for input in inputs {
+            for input in inputs.drain(..) {
                 if let Err(e) = self.mode.step(input, &mut storage, &mut out) {
                     // The store failed under us: nothing this node says can be trusted now.
                     tracing::error!("storage failed, stopping the node: {e}");
                     shutdown.cancel();
                     return;
                 }
+            }
+            if let Err(e) = storage.flush() {
+                tracing::error!("storage failed, stopping the node: {e}");
+                shutdown.cancel();
+                return;
             }
             let mut replies = Vec::new();
             for output in &out {
@@ -576,12 +615,22 @@ impl Actor {
     }
 }
 
+/// Inside [`META_PREFIX`], the prefix of meta records (counters have none), so a record and a
+/// counter of the same name never collide.
+const BLOB_PREFIX: &[u8] = b"blob/";
+
 /// The mode's [`Storage`] on the log store: values are stored [`Versioned`]-encoded, meta
-/// counters under [`META_PREFIX`] as 8 little-endian bytes. Remembers the highest fsync ticket
-/// of the step.
+/// counters under [`META_PREFIX`] as 8 little-endian bytes.
+///
+/// Writes of one round are buffered and go to the log in one append ([`StoreStorage::flush`]),
+/// which returns the fsync ticket the round's effects wait for. Reads see the buffered writes
+/// first, so each step sees the steps before it.
 struct StoreStorage<'a> {
     store: &'a Store,
     ticket: u64,
+    /// Buffered writes, in order, and where each key's latest one is.
+    pending: Vec<(Vec<u8>, Vec<u8>)>,
+    latest: HashMap<Vec<u8>, usize>,
     existed: Vec<bool>,
 }
 
@@ -590,44 +639,69 @@ impl<'a> StoreStorage<'a> {
         StoreStorage {
             store,
             ticket: 0,
+            pending: Vec::new(),
+            latest: HashMap::new(),
             existed: Vec::new(),
         }
     }
 
-    fn put_raw(&mut self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+    fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        match self.latest.get(&key) {
+            Some(&at) => self.pending[at].1 = value,
+            None => {
+                self.latest.insert(key.clone(), self.pending.len());
+                self.pending.push((key, value));
+            }
+        }
+    }
+
+    fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        if let Some(&at) = self.latest.get(key) {
+            return Ok(Some(self.pending[at].1.clone()));
+        }
+        self.store
+            .get(key)
+            .map_err(|e| StorageError::Backend(e.to_string()))
+    }
+
+    /// Appends the buffered writes to the log in one go and notes their fsync ticket.
+    fn flush(&mut self) -> Result<(), StorageError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let writes: Vec<Write<'_>> = self
+            .pending
+            .iter()
+            .map(|(key, value)| Write::Set { key, value })
+            .collect();
         self.existed.clear();
         let ticket = self
             .store
-            .write(&[Write::Set { key, value }], &mut self.existed)
+            .write(&writes, &mut self.existed)
             .map_err(|e| StorageError::Backend(e.to_string()))?;
         self.ticket = self.ticket.max(ticket);
+        self.pending.clear();
+        self.latest.clear();
         Ok(())
     }
 }
 
 impl Storage for StoreStorage<'_> {
     fn get(&mut self, key: &[u8]) -> Result<Option<Versioned>, StorageError> {
-        match self
-            .store
-            .get(key)
-            .map_err(|e| StorageError::Backend(e.to_string()))?
-        {
+        match self.get_raw(key)? {
             Some(bytes) => Ok(Some(Versioned::decode(&bytes)?)),
             None => Ok(None),
         }
     }
 
     fn put(&mut self, key: &[u8], v: &Versioned) -> Result<(), StorageError> {
-        self.put_raw(key, &v.encode())
+        self.put_raw(key.to_vec(), v.encode());
+        Ok(())
     }
 
     fn get_meta(&mut self, name: &str) -> Result<Option<u64>, StorageError> {
         let key = [META_PREFIX, name.as_bytes()].concat();
-        match self
-            .store
-            .get(&key)
-            .map_err(|e| StorageError::Backend(e.to_string()))?
-        {
+        match self.get_raw(&key)? {
             Some(bytes) => {
                 let raw: [u8; 8] = bytes.as_slice().try_into().map_err(|_| {
                     StorageError::Backend(format!("meta entry {name} is not 8 bytes"))
@@ -640,6 +714,17 @@ impl Storage for StoreStorage<'_> {
 
     fn put_meta(&mut self, name: &str, v: u64) -> Result<(), StorageError> {
         let key = [META_PREFIX, name.as_bytes()].concat();
-        self.put_raw(&key, &v.to_le_bytes())
+        self.put_raw(key, v.to_le_bytes().to_vec());
+        Ok(())
+    }
+
+    fn get_blob(&mut self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.get_raw(&[META_PREFIX, BLOB_PREFIX, name.as_bytes()].concat())
+    }
+
+    fn put_blob(&mut self, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        let key = [META_PREFIX, BLOB_PREFIX, name.as_bytes()].concat();
+        self.put_raw(key, bytes.to_vec());
+        Ok(())
     }
 }

@@ -115,6 +115,8 @@ fn replica_config(
             .map(|n| (n.id, peer_of(n.id)))
             .collect(),
         tick_interval_ms: r.tick_interval_ms,
+        step_batch: r.step_batch,
+        send_batch: r.send_batch,
         faults: config
             .faults
             .links

@@ -223,3 +223,69 @@ impl Client {
         Ok(rest)
     }
 }
+
+/// A port that was free a moment ago, for a cluster node's peer listener (every peer address
+/// must be in the config before any node starts). Taken below Linux's ephemeral range (32768 and
+/// up), so a server binding port 0 for its client listener cannot grab it first; spread by
+/// process id across test binaries.
+pub fn free_peer_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 500) as u16 * 20;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 2_700;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A config for a cluster of `nodes` nodes (ids 1..=nodes) with free peer ports and
+/// `sync = "never"` (a process crash loses nothing: the page cache outlives the process).
+/// `replication` is the body of the `[replication]` table.
+pub fn cluster_config(mode: &str, tob: &str, nodes: u32, replication: &str) -> String {
+    let mut text = format!(
+        "mode = \"{mode}\"\ntob = \"{tob}\"\n[storage]\nsync = \"never\"\n\
+         [replication]\n{replication}\n"
+    );
+    for id in 1..=nodes {
+        text.push_str(&format!(
+            "[[nodes]]\nid = {id}\nclient = \"127.0.0.1:1\"\npeer = \"127.0.0.1:{}\"\n",
+            free_peer_port()
+        ));
+    }
+    text
+}
+
+impl ServerProcess {
+    /// Polls with `get` until the node serves clients: a node of an ordered mode answers
+    /// `ERR not ready` until it has caught up with the others. Fails after [`PATIENCE`].
+    pub fn wait_ready(&self) {
+        let mut client = self.client();
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while client
+            .request("get readiness-probe")
+            .starts_with("ERR not ready")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node never became ready:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10)); // polling a condition, with a deadline
+        }
+    }
+}
+
+impl Client {
+    /// Like [`Client::connect`], but returns the error (for a server that may be down) and
+    /// waits at most `timeout` for each reply.
+    pub fn try_connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<Client> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_nodelay(true)?;
+        Ok(Client {
+            reader: BufReader::new(stream),
+        })
+    }
+}
