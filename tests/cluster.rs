@@ -401,3 +401,32 @@ fn dump_and_digest_show_what_each_replica_holds() {
         thread::sleep(Duration::from_millis(20)); // polling a condition, with a deadline
     }
 }
+
+#[test]
+fn a_pipelined_client_sees_its_own_writes_in_order() {
+    // Requests sent in one packet are handed to the mode together, but a read never overtakes
+    // the same client's earlier write, and writes keep their order.
+    for (mode, tob) in [
+        ("eventual", "sequencer"),
+        ("sequential", "sequencer"),
+        ("sequential", "lamport"),
+        ("linearizable", "sequencer"),
+    ] {
+        let (_dir, nodes) = start(&cluster_config(mode, tob, ""));
+        let mut client = nodes[1].client();
+        let mut script = String::new();
+        let mut expected = Vec::new();
+        for i in 0..50 {
+            script.push_str(&format!("set p {i}\nset q {i}\nget p\n"));
+            expected.extend(["OK".to_string(), "OK".to_string(), format!("VALUE {i}")]);
+        }
+        script.push_str("del p\nget p\nget q\n");
+        expected.extend(["OK".into(), "NOT_FOUND".into(), "VALUE 49".into()]);
+        client.send_raw(script.as_bytes()).unwrap();
+        let replies: Vec<String> = expected
+            .iter()
+            .map(|_| client.read_line().unwrap())
+            .collect();
+        assert_eq!(replies, expected, "{mode} with tob = {tob}");
+    }
+}

@@ -202,12 +202,12 @@ impl Session {
                 // Leave the rest for after these replies are sent (see MAX_PENDING_OUTPUT).
                 break;
             }
-            if let Some(replica) = &shared.replica
-                && let Ok(command) = &batch[i]
-                && replicated(replica, command, dialect, out).await
-            {
-                i += 1;
-                continue;
+            if let Some(replica) = &shared.replica {
+                let done = replicated(replica, &batch[i..], dialect, out).await;
+                if done > 0 {
+                    i += done;
+                    continue;
+                }
             }
             // Group a run of consecutive writes into one append.
             let run = batch[i..]
@@ -669,16 +669,21 @@ fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
     pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
 }
 
-/// In a replicated mode, hands a data command to the node's mode and formats its answer;
-/// `false` if the command is not one the mode handles (it then runs locally).
-async fn replicated(
-    replica: &super::replica::ReplicaHandle,
-    command: &Command,
-    dialect: Dialect,
-    out: &mut BytesMut,
-) -> bool {
-    use crate::node::{Request, Response};
-    let is_del = matches!(command, Command::Del { .. });
+/// What a data command becomes in a replicated mode.
+enum Routed {
+    /// Not a data command: it runs locally.
+    Local,
+    /// Answered at once, without the mode (a refused command).
+    Refused(&'static str),
+    /// A request for the mode; `is_del` shapes the reply.
+    Mode {
+        request: crate::node::Request,
+        is_del: bool,
+    },
+}
+
+fn route(command: &Command) -> Routed {
+    use crate::node::Request;
     let request = match command {
         Command::Get { key } => Request::Get { key: key.to_vec() },
         Command::Set { key, value } => Request::Set {
@@ -688,47 +693,77 @@ async fn replicated(
         Command::Del { keys } if keys.len() == 1 => Request::Del {
             key: keys[0].to_vec(),
         },
-        Command::Del { .. } => {
-            protocol::format(
-                dialect,
-                &Reply::Error("replicated modes delete one key at a time"),
-                out,
-            );
-            return true;
-        }
+        Command::Del { .. } => return Routed::Refused("replicated modes delete one key at a time"),
         Command::Exists { .. } | Command::DbSize => {
-            protocol::format(
-                dialect,
-                &Reply::Error("not supported in replicated modes; use get"),
-                out,
-            );
-            return true;
+            return Routed::Refused("not supported in replicated modes; use get");
         }
-        _ => return false,
+        _ => return Routed::Local,
     };
     let key = match &request {
         Request::Get { key } | Request::Set { key, .. } | Request::Del { key } => key,
     };
     if key.starts_with(super::replica::META_PREFIX) {
-        protocol::format(
-            dialect,
-            &Reply::Error("keys starting with NUL are reserved"),
-            out,
-        );
-        return true;
+        return Routed::Refused("keys starting with NUL are reserved");
     }
-    let response = replica.request(request).await;
-    let reply = match (&response, is_del, dialect) {
-        (Response::Ok, true, Dialect::Resp) => Reply::Integer(1),
-        (Response::NotFound, true, Dialect::Resp) => Reply::Integer(0),
-        (Response::NotFound, true, Dialect::Text) => Reply::Ok,
-        (Response::Ok, _, _) => Reply::Ok,
-        (Response::Value(v), _, _) => Reply::Value(v),
-        (Response::NotFound, _, _) => Reply::NotFound,
-        (Response::Err(e), _, _) => Reply::Error(e),
-    };
-    protocol::format(dialect, &reply, out);
-    true
+    Routed::Mode {
+        is_del: matches!(command, Command::Del { .. }),
+        request,
+    }
+}
+
+/// In a replicated mode, runs the data commands at the start of `batch` through the node's
+/// mode and formats their answers; returns how many it ran (0: the first one runs locally).
+///
+/// Pipelining: a run of consecutive reads, or of consecutive writes, is submitted to the mode
+/// all at once and the answers are awaited afterwards, in order. A read never joins a run of
+/// writes (nor the reverse): in the sequential mode a read is answered from local state at
+/// once, and must not overtake the same client's earlier write that is still on its way
+/// through the order.
+async fn replicated(
+    replica: &super::replica::ReplicaHandle,
+    batch: &[Result<Command, RequestError>],
+    dialect: Dialect,
+    out: &mut BytesMut,
+) -> usize {
+    use crate::node::Response;
+    let mut pending = Vec::new();
+    let mut writes = None;
+    for command in batch {
+        let Ok(command) = command else { break };
+        match route(command) {
+            Routed::Local => break,
+            Routed::Refused(reason) => {
+                if !pending.is_empty() {
+                    break;
+                }
+                protocol::format(dialect, &Reply::Error(reason), out);
+                return 1;
+            }
+            Routed::Mode { request, is_del } => {
+                let write = !matches!(request, crate::node::Request::Get { .. });
+                if writes.is_some_and(|w| w != write) {
+                    break;
+                }
+                writes = Some(write);
+                pending.push((replica.submit(request).await, is_del));
+            }
+        }
+    }
+    let ran = pending.len();
+    for (answer, is_del) in pending {
+        let response = answer.answer().await;
+        let reply = match (&response, is_del, dialect) {
+            (Response::Ok, true, Dialect::Resp) => Reply::Integer(1),
+            (Response::NotFound, true, Dialect::Resp) => Reply::Integer(0),
+            (Response::NotFound, true, Dialect::Text) => Reply::Ok,
+            (Response::Ok, _, _) => Reply::Ok,
+            (Response::Value(v), _, _) => Reply::Value(v),
+            (Response::NotFound, _, _) => Reply::NotFound,
+            (Response::Err(e), _, _) => Reply::Error(e),
+        };
+        protocol::format(dialect, &reply, out);
+    }
+    ran
 }
 
 /// Runs a `fault` admin command; returns the faults now in force.

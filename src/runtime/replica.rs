@@ -150,12 +150,18 @@ pub struct ReplicaHandle {
 impl ReplicaHandle {
     /// Hands a client request to the mode and waits for its answer.
     pub async fn request(&self, request: Request) -> Response {
+        self.submit(request).await.answer().await
+    }
+
+    /// Hands a client request to the mode (waiting only while the node's inbox is full) and
+    /// returns the answer to come. Requests submitted one after another reach the mode in
+    /// that order, so a connection can pipeline them and await the answers afterwards.
+    pub async fn submit(&self, request: Request) -> Pending {
         let (tx, rx) = oneshot::channel();
-        if self.inbox.send(ToActor::Client(request, tx)).await.is_err() {
-            return Response::Err("node is stopping".into());
+        match self.inbox.send(ToActor::Client(request, tx)).await {
+            Ok(()) => Pending(Some(rx)),
+            Err(_) => Pending(None),
         }
-        rx.await
-            .unwrap_or_else(|_| Response::Err("node is stopping".into()))
     }
 
     /// Starts following the node's trace events. A receiver that falls more than
@@ -171,6 +177,20 @@ impl ReplicaHandle {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+}
+
+/// The answer to a submitted request, to be awaited.
+pub struct Pending(Option<oneshot::Receiver<Response>>);
+
+impl Pending {
+    /// Waits for the mode's answer.
+    pub async fn answer(self) -> Response {
+        let stopping = || Response::Err("node is stopping".into());
+        match self.0 {
+            Some(rx) => rx.await.unwrap_or_else(|_| stopping()),
+            None => stopping(),
+        }
     }
 }
 
