@@ -147,6 +147,18 @@ pub struct ReplicationConfig {
     pub step_batch: usize,
     /// Most messages sent to a peer in one call. 1 turns this batching off.
     pub send_batch: usize,
+    /// How peers encode messages: `"msgpack"` (compact) or `"json"` (readable in a capture).
+    /// Every node of a cluster must use the same.
+    pub peer_encoding: PeerEncoding,
+}
+
+/// The `[replication] peer_encoding` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerEncoding {
+    #[default]
+    Msgpack,
+    Json,
 }
 
 impl Default for ReplicationConfig {
@@ -159,6 +171,7 @@ impl Default for ReplicationConfig {
             log_capacity: options.log_capacity,
             step_batch: 256,
             send_batch: 256,
+            peer_encoding: PeerEncoding::Msgpack,
         }
     }
 }

@@ -180,6 +180,69 @@ impl ReplicaHandle {
     }
 }
 
+/// How peers encode their calls on the wire. Every node of a cluster must use the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    /// MessagePack: compact and cheap to encode.
+    #[default]
+    MessagePack,
+    /// JSON: readable in a packet capture, about twice the bytes and the encoding work.
+    Json,
+}
+
+/// The peer transport's codec: serde to bytes in the chosen [`Encoding`], one frame per call
+/// (tarpc adds the length prefix).
+struct Wire<Item, SinkItem> {
+    encoding: Encoding,
+    types: std::marker::PhantomData<fn(SinkItem) -> Item>,
+}
+
+impl<Item, SinkItem> Wire<Item, SinkItem> {
+    fn new(encoding: Encoding) -> Self {
+        Wire {
+            encoding,
+            types: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<Item, SinkItem> tarpc::tokio_serde::Deserializer<Item> for Wire<Item, SinkItem>
+where
+    Item: for<'de> serde::Deserialize<'de>,
+{
+    type Error = std::io::Error;
+
+    fn deserialize(
+        self: std::pin::Pin<&mut Self>,
+        src: &bytes::BytesMut,
+    ) -> Result<Item, std::io::Error> {
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        match self.encoding {
+            Encoding::MessagePack => rmp_serde::from_slice(src).map_err(|e| invalid(e.to_string())),
+            Encoding::Json => serde_json::from_slice(src).map_err(|e| invalid(e.to_string())),
+        }
+    }
+}
+
+impl<Item, SinkItem> tarpc::tokio_serde::Serializer<SinkItem> for Wire<Item, SinkItem>
+where
+    SinkItem: serde::Serialize,
+{
+    type Error = std::io::Error;
+
+    fn serialize(
+        self: std::pin::Pin<&mut Self>,
+        item: &SinkItem,
+    ) -> Result<bytes::Bytes, std::io::Error> {
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let bytes = match self.encoding {
+            Encoding::MessagePack => rmp_serde::to_vec(item).map_err(|e| invalid(e.to_string()))?,
+            Encoding::Json => serde_json::to_vec(item).map_err(|e| invalid(e.to_string()))?,
+        };
+        Ok(bytes.into())
+    }
+}
+
 /// The answer to a submitted request, to be awaited.
 pub struct Pending(Option<oneshot::Receiver<Response>>);
 
@@ -209,6 +272,8 @@ pub struct ReplicaConfig {
     pub step_batch: usize,
     /// Most messages sent to a peer in one call.
     pub send_batch: usize,
+    /// How messages between peers are encoded.
+    pub encoding: Encoding,
     pub faults: Vec<(NodeId, LinkFault)>,
 }
 
@@ -248,12 +313,11 @@ pub async fn start(
     let status = Arc::new(Mutex::new(Status::default()));
 
     // Peer listener.
-    let mut listener = tarpc::serde_transport::tcp::listen(
-        config.listen,
-        tarpc::tokio_serde::formats::Json::default,
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("cannot listen for peers on {}: {e}", config.listen))?;
+    let encoding = config.encoding;
+    let mut listener =
+        tarpc::serde_transport::tcp::listen(config.listen, move || Wire::new(encoding))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen for peers on {}: {e}", config.listen))?;
     listener.config_mut().max_frame_length(64 << 20);
     let server = PeerServer {
         me: config.me,
@@ -305,6 +369,7 @@ pub async fn start(
             trace: trace_tx.clone(),
             shutdown: shutdown.clone(),
             batch: config.send_batch.max(1),
+            encoding: config.encoding,
         };
         tokio::spawn(send_loop(link, rx));
     }
@@ -367,6 +432,7 @@ struct Link {
     shutdown: CancellationToken,
     /// Most messages per call.
     batch: usize,
+    encoding: Encoding,
 }
 
 /// Keeps a connection to one peer and sends it what the mode addresses to it.
@@ -380,12 +446,12 @@ async fn send_loop(link: Link, mut outbox: mpsc::Receiver<Message>) {
         trace,
         shutdown,
         batch: max_batch,
+        encoding,
     } = link;
     let mut backoff = Duration::from_millis(50);
     let mut rng = Rng::new(u64::from(me) << 32 | u64::from(peer));
     'connect: loop {
-        let connect =
-            tarpc::serde_transport::tcp::connect(addr, tarpc::tokio_serde::formats::Json::default);
+        let connect = tarpc::serde_transport::tcp::connect(addr, move || Wire::new(encoding));
         let transport = tokio::select! {
             _ = shutdown.cancelled() => return,
             t = connect => t,

@@ -117,6 +117,10 @@ fn replica_config(
         tick_interval_ms: r.tick_interval_ms,
         step_batch: r.step_batch,
         send_batch: r.send_batch,
+        encoding: match r.peer_encoding {
+            crate::config::PeerEncoding::Msgpack => super::replica::Encoding::MessagePack,
+            crate::config::PeerEncoding::Json => super::replica::Encoding::Json,
+        },
         faults: config
             .faults
             .links
