@@ -56,31 +56,21 @@ trap 'exit 143' TERM
 mkdir -p bench/out
 exec > >(tee "bench/out/knobs-$(date +%Y%m%d-%H%M%S).txt")
 
-# A free TCP port below the ephemeral range, so no outgoing connection takes a peer port.
-given=" "
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 12000))
-        if [[ $given != *" $p "* && -z $(ss -Htan "sport = :$p") ]]; then
-            given+="$p "
-            echo "$p"
-            return
-        fi
-    done
-}
+source "$root/bench/lib.sh"
 
 # start VARIANT_TOML: a fresh cluster; sets addrs and follower.
 start() {
     local dir=$tmp/cluster i p deadline
     rm -rf "$dir"
     mkdir -p "$dir/data"
-    local cports=("$(free_port)" "$(free_port)" "$(free_port)")
+    local ports cports
+    read -r -a ports <<<"$(free_ports 6)"
+    cports=("${ports[@]:0:3}")
     {
         printf 'mode = "%s"\ntob = "%s"\n' "$mode" "$tob"
         for i in 1 2 3; do
             printf '\n[[nodes]]\nid = %d\nclient = "127.0.0.1:%d"\npeer = "127.0.0.1:%d"\n' \
-                "$i" "${cports[i - 1]}" "$(free_port)"
+                "$i" "${cports[i - 1]}" "${ports[i + 2]}"
         done
         printf '\n[storage]\ndata_dir = "%s"\nsync = "always"\n\n[replication]\n%s\n' "$dir/data" "$1"
     } >"$dir/dkvs.toml"

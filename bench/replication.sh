@@ -114,21 +114,7 @@ exec > >(tee "$report")
 
 log() { echo "  .. $*" >&2; }
 
-# A TCP port nobody listens on and this script has not handed out yet, below the ephemeral range
-# (/proc/sys/net/ipv4/ip_local_port_range starts at 32768 here) so that an outgoing connection
-# cannot take a peer port between two cases.
-given=" "
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 12000))
-        if [[ $given != *" $p "* && -z $(ss -Htan "sport = :$p") ]]; then
-            given+="$p "
-            echo "$p"
-            return
-        fi
-    done
-}
+source "$root/bench/lib.sh"
 
 # wait_pong PORT PID TIMEOUT_S: polls PING until the answer is PONG; fails if PID dies first or
 # the time runs out.
@@ -206,12 +192,13 @@ start_single() {
 # start_cluster MODE TOB DIR: `dkvs cluster` on a generated config with three nodes.
 start_cluster() {
     local mode=$1 tob=$2 dir=$3 pid i attempt ok c p t0 t1 t2 label
-    local client_ports=() peer_ports=()
+    local client_ports=() peer_ports=() ports=()
     for attempt in 1 2 3; do
         rm -rf "$dir"
         mkdir -p "$dir/data"
-        client_ports=("$(free_port)" "$(free_port)" "$(free_port)")
-        peer_ports=("$(free_port)" "$(free_port)" "$(free_port)")
+        read -r -a ports <<<"$(free_ports 6)"
+        client_ports=("${ports[@]:0:3}")
+        peer_ports=("${ports[@]:3:3}")
         {
             printf 'mode = "%s"\ntob = "%s"\n' "$mode" "$tob"
             for i in 1 2 3; do
@@ -289,12 +276,13 @@ stop_pids() {
 # start_etcd DIR: three members on loopback, each with a client and a peer port.
 start_etcd() {
     local dir=$1 i attempt cluster= eps= ok
-    local cports=() pports=() mpids=()
+    local cports=() pports=() mpids=() ports=()
     for attempt in 1 2 3; do
         rm -rf "$dir"
         mkdir -p "$dir"
-        cports=("$(free_port)" "$(free_port)" "$(free_port)")
-        pports=("$(free_port)" "$(free_port)" "$(free_port)")
+        read -r -a ports <<<"$(free_ports 6)"
+        cports=("${ports[@]:0:3}")
+        pports=("${ports[@]:3:3}")
         cluster=
         eps=
         for i in 1 2 3; do

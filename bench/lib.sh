@@ -1,0 +1,17 @@
+# bench/lib.sh — shell helpers shared by the cluster benchmarks; sourced, not run.
+
+# free_ports N: prints N distinct TCP ports that nobody listens on, below the ephemeral range
+# (/proc/sys/net/ipv4/ip_local_port_range starts at 32768 on Linux), so that an outgoing
+# connection cannot take one of them before its server binds it. All N come from one call:
+# ports handed out by separate `$(...)` subshells could repeat.
+free_ports() {
+    local n=$1 out=" " count=0 p
+    while ((count < n)); do
+        p=$((20000 + RANDOM % 12000))
+        if [[ $out != *" $p "* && -z $(ss -Htan "sport = :$p") ]]; then
+            out+="$p "
+            count=$((count + 1))
+        fi
+    done
+    echo $out
+}
