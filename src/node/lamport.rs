@@ -10,8 +10,9 @@
 //! Distributed System", CACM 21(7)), and the *communication history* family of Défago, Schiper
 //! and Urbán's survey (ACM Computing Surveys 36(4), 2004).
 //!
-//! 1. A client's operation at node *o*: `stamp = clock.tick()`; *o* puts it in its own queue and
-//!    sends [`Message::Broadcast`]`{id, stamp, op}` to every peer.
+//! 1. A client's operation at node *o*: `stamp = clock.tick()`; *o* writes it to its storage
+//!    (see "The ring of own broadcasts"), puts it in its own queue and sends
+//!    [`Message::Broadcast`]`{id, stamp, op}` to every peer.
 //! 2. A receiver observes the stamp (its clock moves past it), queues the operation, and sends
 //!    [`Message::Ack`] to **every** node, stamped with its clock — now larger than the
 //!    operation's stamp.
@@ -48,14 +49,49 @@
 //! - A node that knows an origin has broadcasts it does not hold (an ack's `last_own` or id says
 //!   so) for a whole interval asks every peer with [`Message::Resend`]; any peer holding them
 //!   relays them. Every node keeps the last [`NodeOptions::log_capacity`] delivered broadcasts
-//!   of each origin for this, besides those it has not delivered yet.
+//!   of each origin for this, besides those it has not delivered yet; an origin also relays its
+//!   own broadcasts from its ring, so it can supply every one some node may still need.
 //!
-//! Receivers recognise duplicates by `(origin, seq)`, so all of this is safe to repeat.
+//! Receivers recognise duplicates by `(origin, seq)`, so all of this is safe to repeat. Acks
+//! count cumulatively at the origin: a peer accepts an origin's broadcasts in order, so its
+//! ack of number *k* says it holds 1..=*k*, and none of them is sent to it again.
+//!
+//! # The ring of own broadcasts
+//!
+//! Queues live in memory, so without more a broadcast survives a crash only in the memory of
+//! nodes that received it. Each node therefore keeps its own broadcasts in its storage,
+//! write-ahead: broadcast *k* goes to blob `lamport.ring.<k mod R>`, in the same step as the
+//! counter `lamport.sent` and before anything is sent (the driver makes a step's writes durable
+//! before its messages and replies leave). One blob write per operation; a blob holds the
+//! broadcast's number (so a slot's stale content is recognised), stamp and operation, and two
+//! bounds known when it was made, `floor` and `acked` below.
+//!
+//! The ring has *R* = `max_pending + log_capacity` slots, fixed at the first start (meta
+//! `lamport.ring`), and a slot is reused only once its broadcast is needed by no one — delivered,
+//! durably, by every node:
+//!
+//! - `acked`, the largest *k* every peer has acknowledged (cumulatively, see above). A peer
+//!   accepts broadcasts only up to `delivered + log_capacity` (see "Bounds"), and records a
+//!   delivery before its acks leave, so once it acknowledged *k* it had delivered every
+//!   broadcast of ours up to *k* − `log_capacity`;
+//! - `floor` = min(`acked` − `log_capacity`, what this node delivered of its own): every node
+//!   has delivered our broadcasts 1..=`floor`. It never decreases.
+//!
+//! Broadcast *k* reuses the slot of *k* − *R*, and is made only if *k* − *R* ≤ `floor`; if
+//! not, the client gets `Err("busy: …")`. With the default *R* that check never refuses
+//! anything the other two bounds accept: they let *k* be made only if `k − 1 − acked` and
+//! `k − 1 − delivered` are below `max_pending`, so *k* − *R* ≤ `acked` − `log_capacity` and
+//! *k* − *R* ≤ `delivered`, that is *k* − *R* ≤ `floor`. (This assumes every node runs with
+//! the same `log_capacity`, as the cluster's one config file gives them. If a peer's is
+//! larger, the ring may drop broadcasts that peer has not delivered yet; they are then lost
+//! only if that peer and every other holder crash too.) The ring's storage is *R* blobs, each
+//! the size of one operation.
 //!
 //! # Bounds
 //!
 //! - A node's own operations awaiting delivery, and its broadcasts not yet acknowledged by every
 //!   peer: each at most [`NodeOptions::max_pending`]; beyond it clients get `Err("busy: …")`.
+//!   (Also when a ring slot would be reused too early; see "The ring of own broadcasts".)
 //! - Per origin, broadcasts are accepted only up to `delivered + log_capacity`; later ones are
 //!   dropped unacknowledged and come back by retransmission. So the queue and the early buffers
 //!   hold at most `log_capacity` operations per node of the cluster.
@@ -71,26 +107,46 @@
 //!   order, and progress resumes when the node returns. `sequential` reads go on locally.
 //!   Tolerating a down node needs quorums (stage 05) or consensus (stage 07).
 //! - A restart: values, the clock (leased), the broadcast counter and, per origin, the number
-//!   of delivered broadcasts come back from storage; the queue does not. The node asks every
-//!   peer to resend what follows its delivered positions, and delivers nothing until it holds
-//!   again all the broadcasts it had made itself — some may not be delivered yet, and its next
-//!   deliveries must not overtake them. Until then it is *not ready* and answers clients
-//!   `Err("not ready: catching up")`.
-//! - **What a crash can lose for good.** Applied values, positions and counters are durable,
-//!   but queues and relay logs are memory. A broadcast that some node has not delivered yet
-//!   survives only while a running node that holds it stays up. If the last one crashes —
-//!   typically its origin, having recorded the broadcast (meta `lamport.sent`) and crashed
-//!   before any peer received it, say while partitioned away — no one can ever supply it, yet
-//!   everyone knows it exists (acks carry `last_own`), so no node can deliver past its stamp.
-//!   Safety holds; progress stops until an operator steps in. A durable log of broadcasts
-//!   removes this failure.
+//!   of delivered broadcasts come back from storage, and so do the node's own broadcasts that
+//!   some node may not have delivered (those after the latest blob's `floor`), from the ring:
+//!   those it had not delivered go back into its queue, all of them into its relay log, and
+//!   those after `acked` into its outbox, sent again to every peer at once on
+//!   [`Input::PeerUp`] and then until acknowledged. The node asks every peer to resend what
+//!   follows its delivered positions for the other origins, and is ready at once: it holds
+//!   every broadcast it ever made, so nothing it delivers next can overtake one of them. (If a
+//!   slot lacks its broadcast — a data directory written before the ring existed, or a damaged
+//!   store — the node waits as it used to, *not ready*, answering `Err("not ready: catching
+//!   up")`, until peers give that broadcast back.)
+//! - **A restarted node serves old state.** Ready does not mean caught up: a restarted node
+//!   serves `sequential` reads from what it had delivered before its crash, which may be older
+//!   than writes other nodes acknowledged before that crash, until the broadcasts it lacks come
+//!   back and are delivered. This is still sequentially consistent — its state is a prefix of
+//!   the one order and never goes back on what it had shown (deliveries are durable) — but it
+//!   is stale, as any local read may be. Waiting until caught up would be simple: every write
+//!   acknowledged anywhere before the restart is stamped below the clock the node restarts
+//!   with (its origin delivered it after hearing from this node past its stamp), so a node that
+//!   has delivered past that clock has them all. But that needs evidence from every peer, so a
+//!   restarted node would refuse reads for as long as any peer is down; this mode chooses to
+//!   serve. `linearizable` reads go through the order and are never stale.
+//! - **What a crash can lose: nothing**, as long as storage keeps what it called durable
+//!   (`sync = "always"`; power cuts under `batch` or `never` lose what any mode wrote last).
+//!   Applied values, positions and counters are durable, queues and relay logs are memory, and
+//!   every broadcast that some node has not delivered yet is also in its origin's ring.
+//!   Whatever set of nodes crashes, the whole cluster included, once they are back every
+//!   broadcast can be supplied by its origin, and an acknowledged write — delivered at its
+//!   origin, so in its ring until every node has delivered it — ends up on every replica.
+//!   Before the ring, a broadcast recorded by its origin (meta `lamport.sent`) that no running
+//!   node held — the origin crashed before any peer received it — stopped progress for good,
+//!   since everyone knew it existed (acks carry `last_own`) and no one could supply it. What
+//!   remains is liveness: while any node is down, nothing is delivered.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    Input, LamportClock, Lease, Message, Mode, MsgId, NodeId, NodeOptions, Operation, Output,
-    Request, RequestId, Response, Stamp, Storage, StorageError, TraceKind, apply_ordered, batch,
-    ignore, read_local, reply, send, trace, trace_receive, trace_request, write_response,
+    CATCH_UP_BATCH, CATCH_UP_BATCH_BYTES, Input, LamportClock, Lease, Message, Mode, MsgId, NodeId,
+    NodeOptions, Operation, Output, Request, RequestId, Response, Stamp, Storage, StorageError,
+    TraceKind, Write, apply_ordered, batch, ignore, read_local, reply, send, trace, trace_receive,
+    trace_request, write_response,
 };
 
 /// A replica in the Lamport-ordered modes (`sequential` or `linearizable`).
@@ -125,6 +181,11 @@ pub struct Lamport {
     head_since: Option<(Stamp, u64)>,
     /// Peers to ask, once, for everything after our delivered positions (after a restart).
     initial_pull: BTreeSet<NodeId>,
+    /// Slots of the durable ring of our own broadcasts (meta `lamport.ring`).
+    ring_size: u64,
+    /// Per peer, the highest of our broadcasts it has acknowledged: it holds all of them up to
+    /// there (it accepts them in order), and had delivered all but the last `log_capacity`.
+    acked_by: BTreeMap<NodeId, u64>,
 }
 
 /// What a node holds and knows of one origin's broadcasts.
@@ -150,7 +211,7 @@ struct Origin {
 }
 
 /// A broadcast's content.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Held {
     stamp: Stamp,
     op: Operation,
@@ -171,11 +232,103 @@ fn delivered_meta(origin: NodeId) -> String {
     format!("lamport.delivered.{origin}")
 }
 
+/// Meta name of the number of slots of the ring of own broadcasts, fixed at the first start.
+const RING_META: &str = "lamport.ring";
+
+/// Blob name of slot `slot` of the ring of own broadcasts.
+fn ring_blob(slot: u64) -> String {
+    format!("lamport.ring.{slot}")
+}
+
+/// One of our broadcasts as kept in the ring, with the bounds known when it was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Saved {
+    /// Its number (`id.seq`): tells a slot's current broadcast from an older one.
+    seq: u64,
+    held: Held,
+    /// Every node had delivered our broadcasts up to here ([`Lamport::floor`]).
+    floor: u64,
+    /// Every peer had acknowledged our broadcasts up to here ([`Lamport::all_acked`]).
+    acked: u64,
+}
+
+/// Version byte of [`Saved::encode`].
+const SAVED_VERSION: u8 = 1;
+/// Length of [`Saved::encode`]'s header, up to the key.
+const SAVED_HEADER: usize = 1 + 8 + 8 + 4 + 8 + 8 + 1 + 4;
+
+impl Saved {
+    /// The blob's bytes (integers little-endian):
+    ///
+    /// ```text
+    /// version:u8 = 1 | seq:u64 | time:u64 | node:u32 | floor:u64 | acked:u64
+    ///   | kind:u8 (0 get, 1 set, 2 del) | key_len:u32 | key | value (set only)
+    /// ```
+    fn encode(&self) -> Vec<u8> {
+        let (kind, key, value): (u8, &[u8], &[u8]) = match &self.held.op {
+            Operation::Read { key } => (0, key, &[]),
+            Operation::Write(Write {
+                key,
+                value: Some(value),
+            }) => (1, key, value),
+            Operation::Write(Write { key, value: None }) => (2, key, &[]),
+        };
+        let mut out = Vec::with_capacity(SAVED_HEADER + key.len() + value.len());
+        out.push(SAVED_VERSION);
+        out.extend_from_slice(&self.seq.to_le_bytes());
+        out.extend_from_slice(&self.held.stamp.time.to_le_bytes());
+        out.extend_from_slice(&self.held.stamp.node.to_le_bytes());
+        out.extend_from_slice(&self.floor.to_le_bytes());
+        out.extend_from_slice(&self.acked.to_le_bytes());
+        out.push(kind);
+        let key_len = u32::try_from(key.len()).expect("keys are far shorter than 4 GiB");
+        out.extend_from_slice(&key_len.to_le_bytes());
+        out.extend_from_slice(key);
+        out.extend_from_slice(value);
+        out
+    }
+
+    /// Reads bytes written by [`Saved::encode`]; `None` if they are not such bytes. Never
+    /// panics, whatever the bytes.
+    fn decode(bytes: &[u8]) -> Option<Saved> {
+        let (header, rest) = bytes.split_at_checked(SAVED_HEADER)?;
+        let u64_at = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8"));
+        let u32_at = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4"));
+        if header[0] != SAVED_VERSION {
+            return None;
+        }
+        let (seq, time, node) = (u64_at(1), u64_at(9), u32_at(17));
+        let (floor, acked, kind) = (u64_at(21), u64_at(29), header[37]);
+        let key_len = usize::try_from(u32_at(38)).ok()?;
+        let (key, value) = rest.split_at_checked(key_len)?;
+        let key = key.to_vec();
+        let op = match kind {
+            0 if value.is_empty() => Operation::Read { key },
+            1 => Operation::Write(Write {
+                key,
+                value: Some(value.to_vec()),
+            }),
+            2 if value.is_empty() => Operation::Write(Write { key, value: None }),
+            _ => return None,
+        };
+        Some(Saved {
+            seq,
+            held: Held {
+                stamp: Stamp::new(time, node),
+                op,
+            },
+            floor,
+            acked,
+        })
+    }
+}
+
 impl Lamport {
-    /// Recovers the node from `storage`: clock, broadcast counter, delivered positions.
+    /// Recovers the node from `storage`: clock, broadcast counter, delivered positions, and
+    /// its own broadcasts from the ring (see "A restart" in the module docs).
     ///
     /// # Errors
-    /// A [`StorageError`] while reading meta entries.
+    /// A [`StorageError`] while reading meta entries or the ring.
     pub fn recover(
         me: NodeId,
         peers: Vec<NodeId>,
@@ -209,7 +362,16 @@ impl Lamport {
         } else {
             BTreeSet::new()
         };
-        Ok(Lamport {
+        // Fixed at the first start: the slot of a broadcast must not change with the options.
+        let ring_size = match storage.get_meta(RING_META)? {
+            Some(size) if size > 0 => size,
+            _ => {
+                let size = (options.max_pending.max(1) + options.log_capacity.max(1)) as u64;
+                storage.put_meta(RING_META, size)?;
+                size
+            }
+        };
+        let mut node = Lamport {
             me,
             peers,
             linearizable,
@@ -224,7 +386,92 @@ impl Lamport {
             waiting: BTreeMap::new(),
             head_since: None,
             initial_pull,
-        })
+            ring_size,
+            acked_by: BTreeMap::new(),
+        };
+        node.reload_own(storage)?;
+        Ok(node)
+    }
+
+    /// After a restart, puts our broadcasts that some node may not have delivered back where
+    /// they were before the crash: those we had not delivered in the queue, all of them in
+    /// `held` (for relays), and those some peer had not acknowledged in the outbox, to be sent
+    /// again. A slot that does not hold the broadcast it should (data written before the ring
+    /// existed, or a damaged store) leaves a gap, which peers fill as before the ring.
+    fn reload_own(&mut self, storage: &mut dyn Storage) -> Result<(), StorageError> {
+        let (me, own_seq) = (self.me, self.own_seq);
+        if own_seq == 0 {
+            return Ok(());
+        }
+        // The ring holds nothing at or below `lowest`; the latest broadcast knows better bounds.
+        // Without it, assume no peer acknowledged anything: the first broadcast every peer
+        // acknowledges corrects that (acks are cumulative).
+        let lowest = own_seq.saturating_sub(self.ring_size);
+        let (floor, acked) = match self.load_own(storage, own_seq)? {
+            Some(top) => (top.floor.clamp(lowest, own_seq), top.acked.min(own_seq)),
+            None => (lowest, 0),
+        };
+        for &peer in &self.peers {
+            self.acked_by.insert(peer, acked);
+        }
+        let delivered = self.origin(me).delivered;
+        for seq in floor + 1..=own_seq {
+            let Some(saved) = self.load_own(storage, seq)? else {
+                continue;
+            };
+            if seq > acked && !self.peers.is_empty() {
+                let outgoing = Outgoing {
+                    held: saved.held.clone(),
+                    missing: self.peers.iter().copied().collect(),
+                    sent_ms: 0,
+                };
+                self.outbox.insert(MsgId::new(me, seq), outgoing);
+            }
+            let origin = self.origin(me);
+            if seq <= delivered {
+                origin.held.insert(seq, saved.held);
+            } else {
+                origin.early.insert(seq, saved.held);
+            }
+        }
+        // Into the queue, in order; an own broadcast is never acknowledged to anyone.
+        let mut no_output = Vec::new();
+        self.accept(me, &mut no_output);
+        debug_assert!(no_output.is_empty());
+        Ok(())
+    }
+
+    /// Our broadcast `seq` from the ring, if its slot still holds it.
+    fn load_own(&self, storage: &mut dyn Storage, seq: u64) -> Result<Option<Saved>, StorageError> {
+        let bytes = storage.get_blob(&ring_blob(seq % self.ring_size))?;
+        Ok(bytes
+            .and_then(|b| Saved::decode(&b))
+            .filter(|saved| saved.seq == seq && saved.held.stamp.node == self.me))
+    }
+
+    /// Our broadcasts up to here have been acknowledged by every peer.
+    fn all_acked(&self) -> u64 {
+        self.peers
+            .iter()
+            .map(|p| self.acked_by.get(p).copied().unwrap_or(0))
+            .min()
+            .unwrap_or(self.own_seq)
+    }
+
+    /// Our broadcasts up to here have been delivered by every node, durably: by us, and by
+    /// every peer, since a peer acknowledges only what lies within `log_capacity` of what it
+    /// has delivered (see "Bounds"). Nobody can need them from us any more.
+    fn floor(&self) -> u64 {
+        let delivered = self.origins.get(&self.me).map_or(0, |o| o.delivered);
+        self.all_acked()
+            .saturating_sub(self.window())
+            .min(delivered)
+    }
+
+    /// Our broadcasts made and not yet delivered here (after a restart, some have no client).
+    fn own_undelivered(&self) -> u64 {
+        let delivered = self.origins.get(&self.me).map_or(0, |o| o.delivered);
+        self.own_seq.saturating_sub(delivered)
     }
 
     fn origin(&mut self, node: NodeId) -> &mut Origin {
@@ -268,11 +515,9 @@ impl Lamport {
             reply(out, self.me, self.clock.time(), id, None, response);
             return Ok(());
         }
-        if self.waiting.len() >= self.options.max_pending {
-            let why = format!(
-                "busy: {} operations already wait for delivery",
-                self.waiting.len()
-            );
+        let undelivered = self.own_undelivered();
+        if undelivered >= self.options.max_pending as u64 {
+            let why = format!("busy: {undelivered} operations already wait for delivery");
             refuse(why, out, self.clock.time());
             return Ok(());
         }
@@ -284,15 +529,32 @@ impl Lamport {
             refuse(why, out, self.clock.time());
             return Ok(());
         }
+        let seq = self.own_seq + 1;
+        // The ring slot's broadcast, `seq - ring_size`, must be one nobody can need any more.
+        // The two bounds above already make sure of it when the ring has its default size.
+        let (floor, evicted) = (self.floor(), seq.saturating_sub(self.ring_size));
+        if evicted > floor {
+            let why = format!("busy: broadcast {evicted} may still be needed by a peer");
+            refuse(why, out, self.clock.time());
+            return Ok(());
+        }
 
         let stamp = Stamp::new(self.clock.tick(), self.me);
-        // Recorded before the broadcast leaves: receivers rely on numbers without gaps, and a
-        // restart must not number a different broadcast the same.
-        let seq = self.own_seq + 1;
+        let held = Held { stamp, op };
+        // Recorded, write-ahead, in the same step as the broadcast leaves, so it is durable
+        // before any peer or client hears of it: receivers rely on numbers without gaps, a
+        // restart must not number a different broadcast the same, and whoever lacks the
+        // broadcast after a crash can get it from here.
+        let saved = Saved {
+            seq,
+            held: held.clone(),
+            floor,
+            acked: self.all_acked(),
+        };
+        storage.put_blob(&ring_blob(seq % self.ring_size), &saved.encode())?;
         storage.put_meta("lamport.sent", seq)?;
         self.own_seq = seq;
         let msg_id = MsgId::new(self.me, seq);
-        let held = Held { stamp, op };
         let me = self.me;
         let origin = self.origin(me);
         origin.held.insert(seq, held.clone());
@@ -398,18 +660,13 @@ impl Lamport {
                 let origin = self.origin(id.origin);
                 origin.known = origin.known.max(id.seq);
                 self.evidence(from, stamp, last_own);
-                if id.origin == self.me
-                    && let Some(outgoing) = self.outbox.get_mut(&id)
-                {
-                    outgoing.missing.remove(&from);
-                    if outgoing.missing.is_empty() {
-                        self.outbox.remove(&id);
-                    }
+                if id.origin == self.me {
+                    self.acknowledged(from, id.seq);
                 }
             }
             Message::Resend {
                 origin, from_seq, ..
-            } => self.relay(from, origin, from_seq, out),
+            } => self.relay(from, origin, from_seq, storage, out),
             _ => {}
         }
         self.try_deliver(storage, out)
@@ -468,27 +725,96 @@ impl Lamport {
         }
     }
 
-    /// Answers a [`Message::Resend`]: relays what we hold of `node`'s broadcasts.
-    fn relay(&mut self, to: NodeId, node: NodeId, from_seq: u64, out: &mut Vec<Output>) {
-        let time = self.clock.tick();
-        let Some(origin) = self.origins.get(&node) else {
+    /// `peer` acknowledged our broadcast `seq`, so it holds every one up to `seq` (it accepts
+    /// them in order): none of them needs sending to it again.
+    fn acknowledged(&mut self, peer: NodeId, seq: u64) {
+        let seq = seq.min(self.own_seq);
+        let acked = self.acked_by.get(&peer).copied().unwrap_or(0);
+        if seq <= acked || !self.peers.contains(&peer) {
             return;
-        };
-        // Early ones too (all numbered after the held ones): they may be the only copies.
+        }
+        self.acked_by.insert(peer, seq);
+        let me = self.me;
+        let mut done = Vec::new();
+        for (&id, outgoing) in self
+            .outbox
+            .range_mut(MsgId::new(me, acked + 1)..=MsgId::new(me, seq))
+        {
+            outgoing.missing.remove(&peer);
+            if outgoing.missing.is_empty() {
+                done.push(id);
+            }
+        }
+        for id in done {
+            self.outbox.remove(&id);
+        }
+    }
+
+    /// Answers a [`Message::Resend`]: relays what we hold of `node`'s broadcasts.
+    fn relay(
+        &mut self,
+        to: NodeId,
+        node: NodeId,
+        from_seq: u64,
+        storage: &mut dyn Storage,
+        out: &mut Vec<Output>,
+    ) {
+        let time = self.clock.tick();
         let from_seq = from_seq.max(1);
-        let held = origin
-            .held
-            .range(from_seq..)
-            .chain(origin.early.range(from_seq..));
-        let entries = batch(held.map(|(&s, h)| (s, h)), |h| h.op.size_bytes());
+        let entries = if node == self.me {
+            self.own_for_relay(from_seq, storage)
+        } else {
+            let Some(origin) = self.origins.get(&node) else {
+                return;
+            };
+            // Early ones too (all numbered after the held ones): they may be the only copies.
+            let held = origin
+                .held
+                .range(from_seq..)
+                .chain(origin.early.range(from_seq..));
+            batch(held.map(|(&s, h)| (s, h)), |h| h.op.size_bytes())
+                .into_iter()
+                .map(|(s, h)| (s, h.clone()))
+                .collect()
+        };
         for (seq, held) in entries {
             let broadcast = Message::Broadcast {
                 id: MsgId::new(node, seq),
                 stamp: held.stamp,
-                op: held.op.clone(),
+                op: held.op,
             };
             send(out, self.me, time, to, broadcast);
         }
+    }
+
+    /// Our own broadcasts from `from_seq` on, for a relay: from memory, or from the ring for
+    /// those memory no longer keeps; a batch at most, and without gaps.
+    fn own_for_relay(&self, from_seq: u64, storage: &mut dyn Storage) -> Vec<(u64, Held)> {
+        let Some(origin) = self.origins.get(&self.me) else {
+            return Vec::new();
+        };
+        let oldest = self.own_seq.saturating_sub(self.ring_size) + 1;
+        let oldest = origin.held.keys().next().map_or(oldest, |&s| s.min(oldest));
+        let (mut entries, mut bytes) = (Vec::new(), 0);
+        for seq in from_seq.max(oldest)..=self.own_seq {
+            if entries.len() >= CATCH_UP_BATCH
+                || (!entries.is_empty() && bytes >= CATCH_UP_BATCH_BYTES)
+            {
+                break;
+            }
+            let in_memory = origin.held.get(&seq).or_else(|| origin.early.get(&seq));
+            // A failing read changes nothing: the peer asks again.
+            let held = match in_memory {
+                Some(held) => held.clone(),
+                None => match self.load_own(storage, seq) {
+                    Ok(Some(saved)) => saved.held,
+                    _ => break,
+                },
+            };
+            bytes += held.op.size_bytes();
+            entries.push((seq, held));
+        }
+        entries
     }
 
     /// Delivers queue heads for as long as every node has been heard from past them.
@@ -732,5 +1058,75 @@ impl Mode for Lamport {
 
     fn ready(&self) -> bool {
         self.holds_own()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn saved(op: Operation) -> Saved {
+        Saved {
+            seq: 7,
+            held: Held {
+                stamp: Stamp::new(u64::MAX, 3),
+                op,
+            },
+            floor: 2,
+            acked: 5,
+        }
+    }
+
+    #[test]
+    fn a_saved_broadcast_round_trips_and_damage_is_refused() {
+        let ops = [
+            Operation::Read { key: b"k".to_vec() },
+            Operation::Write(Write {
+                key: b"k".to_vec(),
+                value: Some(b"v".to_vec()),
+            }),
+            Operation::Write(Write {
+                key: Vec::new(),
+                value: Some(Vec::new()),
+            }),
+            Operation::Write(Write {
+                key: b"k".to_vec(),
+                value: None,
+            }),
+        ];
+        for op in ops {
+            let s = saved(op);
+            assert_eq!(Saved::decode(&s.encode()), Some(s));
+        }
+        let good = saved(Operation::Read { key: b"k".to_vec() }).encode();
+        let mut bad_version = good.clone();
+        bad_version[0] = 2;
+        let mut bad_kind = good.clone();
+        bad_kind[37] = 3;
+        let mut read_with_value = good.clone();
+        read_with_value.push(0);
+        let damaged = [
+            &good[..SAVED_HEADER - 1],
+            &good[..good.len() - 1],
+            &bad_version,
+            &bad_kind,
+            &read_with_value,
+        ];
+        for bytes in damaged {
+            assert_eq!(Saved::decode(bytes), None, "{bytes:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_a_saved_broadcast_never_panics(
+            bytes in proptest::collection::vec(any::<u8>(), 0..80),
+        ) {
+            if let Some(s) = Saved::decode(&bytes) {
+                prop_assert_eq!(s.encode(), bytes);
+            }
+        }
     }
 }

@@ -70,6 +70,13 @@
 //! | `seq.ordered` | sequencer (the sequencer itself) | the last sequence number handed out | at every assignment |
 //! | `lamport.sent` | lamport | how many broadcasts the node has made | at every broadcast |
 //! | `lamport.delivered.<n>` | lamport | how many of node n's broadcasts were applied | at every delivery |
+//! | `lamport.ring` | lamport | the size of the ring of own broadcasts below, fixed at first start | once |
+//!
+//! Larger records live in *blobs* ([`Storage::put_blob`]):
+//!
+//! | blob name | mode | what | written |
+//! |---|---|---|---|
+//! | `lamport.ring.<slot>` | lamport | an own broadcast (seq, stamp, operation) and how far every node has delivered, so a restart can send it again | at every broadcast, before it leaves |
 //!
 //! The clock and id counters are *leased*: rather than write the counter at every event, the
 //! node writes a bound [`CLOCK_LEASE`] ahead and, after a restart, resumes from the bound, so a
@@ -89,7 +96,7 @@
 //! |---|---|---|---|---|
 //! | eventual | tolerated | tolerated: the others serve; its updates wait in bounded outboxes | ready at once | its updates not yet acknowledged by every peer (until the key is written again) |
 //! | sequencer | tolerated | a follower: tolerated; **the sequencer: writes stop** | catch up, then ready | an operation no running node holds any more: progress stops for good |
-//! | lamport | tolerated | **any node: delivery stops everywhere** | recover its own broadcasts, then ready | same as sequencer |
+//! | lamport | tolerated | **any node: delivery stops everywhere** | ready at once: its own broadcasts come back from its ring and are sent again | nothing: every broadcast is on its origin's disk before it leaves |
 //!
 //! None of them loses safety to these failures — the ordered modes stop rather than diverge.
 //! Surviving a down node is the subject of stage 05 (quorums) and stage 07 (consensus), and the
@@ -102,6 +109,10 @@ pub mod message;
 pub mod sequencer;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_lamport;
+#[cfg(test)]
+mod tests_sequencer;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -526,7 +537,7 @@ impl Default for NodeOptions {
     fn default() -> Self {
         NodeOptions {
             retry_interval_ms: 200,
-            max_pending: 1024,
+            max_pending: 8192,
             log_capacity: 4096,
         }
     }

@@ -11,9 +11,10 @@
 //! 1. A client's operation reaches some node, its **origin**. The origin sends it to the
 //!    sequencer as [`Message::Forward`] (the sequencer's own clients skip this step) and keeps
 //!    resending it every `retry_interval_ms` until it comes back numbered.
-//! 2. The sequencer gives it the next number `seq`, records that `seq` is taken (meta
-//!    `seq.ordered`), applies it itself, and sends [`Message::Ordered`]`{seq, id, op}` to
-//!    everyone.
+//! 2. The sequencer gives it the next number `seq` — unless a follower is too far behind, see
+//!    "Flow control" — records that `seq` is taken (meta `seq.ordered`) and what it stands for
+//!    (the blob `seq.log.<seq mod log_capacity>`, see "The durable ordered log"), applies it
+//!    itself, and sends [`Message::Ordered`]`{seq, id, op}` to everyone.
 //! 3. Every node delivers operations strictly in `seq` order: one that arrives early waits in a
 //!    **hold-back queue** until the gap before it fills. Delivering means applying the write
 //!    and recording the position (meta `seq.delivered`, written after the value, so a crash in
@@ -34,21 +35,69 @@
 //! Messages get lost, so numbers go missing. Three mechanisms bring them back:
 //!
 //! - **Acknowledgements and retransmission.** Each follower reports its position with
-//!   [`Message::CatchUp`]`{from_seq: delivered + 1}` on a tick when it has delivered something
-//!   new; the sequencer resends, every `retry_interval_ms`, what a follower has not reported.
+//!   [`Message::CatchUp`]`{from_seq: delivered + 1}` at every tick when it has something to
+//!   say (it has delivered something new, sees a gap, is behind or not ready), and at once
+//!   whenever it has delivered `log_capacity / 4` operations since its last report: so the
+//!   sequencer's view of it stays fresh under a heavy load, and its silence means something
+//!   (see "Flow control"). The sequencer resends, every `retry_interval_ms`, what a follower
+//!   has not reported, if it has sent it nothing else meanwhile.
 //! - **Catch-up.** A follower that sees a gap (something held back) for a whole tick, or that
 //!   has just started, or whose sequencer has just reconnected, sends `CatchUp` at once; the
 //!   sequencer answers with the missing entries and a [`Message::CatchUpReply`] saying which
-//!   numbers it still holds and the last one it has handed out.
+//!   numbers it still holds and the last one it has handed out. Since most requests are mere
+//!   reports, the sequencer sends entries only where something is evidently missing: the
+//!   follower has not moved since its previous report, asks for numbers that were not sent on
+//!   its current link, or asks for what follows the entries last sent to it again (it is
+//!   catching up); and it answers the same request with entries at most once per
+//!   `retry_interval_ms` (otherwise they would still be on their way). A follower asking
+//!   *every* peer does so at most once per `retry_interval_ms`.
 //! - **Retried forwards.** An origin resends an unanswered forward; the sequencer recognises
 //!   it by its [`MsgId`] and sends its `Ordered` entry again rather than numbering it twice.
 //!
 //! Every node keeps its last [`NodeOptions::log_capacity`] delivered operations (the sequencer's
 //! copy is "the ordered log") and answers catch-up requests from them and from its hold-back
-//! queue. When the sequencer no longer holds what a follower needs — it restarted, or the
-//! follower is too far behind — the follower asks *every* peer, since any of them may still
-//! hold those entries. A node further behind than every peer's log cannot catch up this way:
-//! it would need a copy of a peer's state (a snapshot), which this mode does not have.
+//! queue. When the sequencer no longer holds what a follower needs — the follower is too far
+//! behind — the follower asks *every* peer, since any of them may still hold those entries. A
+//! node further behind than every peer's log cannot catch up this way: it would need a copy of
+//! a peer's state (a snapshot), which this mode does not have.
+//!
+//! # Flow control
+//!
+//! The sequencer answers its own clients as soon as it has applied their operations, and
+//! followers only learn of them over the network. Under a load the links cannot carry (a
+//! benchmark against the sequencer, a slow link), followers would fall further and further
+//! behind, and once one is more than `log_capacity` behind nobody can catch it up any more. So
+//! the sequencer does not hand out a new number while a follower that is **alive** and **within
+//! reach** is `log_capacity / 2` or more numbers behind, as far as its last report says:
+//!
+//! - its own clients get `Err("busy: peer n… is too far behind …")`, and forwards are left
+//!   unnumbered (ignored; their origins retry them), so clients of other nodes wait, and get
+//!   `busy` from their node once its `max_pending` requests wait;
+//! - *alive* means heard from (any message) within [`LIVE_INTERVALS`] retry intervals, or, for
+//!   a follower that had reported everything and so had nothing to say, sent something new
+//!   within that time. A follower that crashes or is cut off stops counting after at most that
+//!   long — writes may pause for that long, not more — and then falls behind freely: "a
+//!   follower down: tolerated" (below);
+//! - *within reach* means the sequencer's log still holds what it needs (reported position
+//!   `+ 1 >=` the log's first number): a follower already out of reach has to catch up from
+//!   its peers, if it can, and waiting for it could stop writes for good.
+//!
+//! A follower's real position is never behind its last report, so a follower that keeps
+//! reporting is never more than `log_capacity / 2` behind; the gap between its report and the
+//! limit (`log_capacity / 4` between reports, plus what is in flight) is the slack that lets
+//! the sequencer go at full speed while the follower keeps up.
+//!
+//! # The durable ordered log
+//!
+//! Besides its log in memory, the sequencer keeps its last `log_capacity` numbered operations
+//! in storage, as a ring of blobs: operation `seq` under `seq.log.<seq mod log_capacity>`,
+//! written in the same step as `seq.ordered`, hence durable before any `Ordered` message or
+//! client reply about it leaves. Each blob records its own `seq` (see [`encode_entry`]), so a
+//! slot overwritten by a later number, or left over from a run with another `log_capacity`, is
+//! recognised. On restart the sequencer reloads the blobs of `ordered`, `ordered - 1`, … down
+//! to `ordered - log_capacity + 1`, stopping at the first missing or damaged one, and serves
+//! catch-ups from them as if it had never stopped. The cost is one blob per numbered operation
+//! (a copy of the operation: the value is written twice on the sequencer).
 //!
 //! # A node's operations keep their order
 //!
@@ -56,29 +105,34 @@
 //! `redis-cli`), and expects them applied in that order. Forwards can overtake each other in
 //! the network, so each one names the operation it comes `after`: the origin's previous
 //! operation still waiting for its number. The sequencer parks a forward whose predecessor is
-//! not numbered yet, and numbers it right after that one. A parked forward whose predecessor
-//! does not come within two retry intervals is dropped (it may have died with its origin in a
-//! crash); if it still matters, the origin sends it again.
+//! not numbered yet, and numbers it right after that one (or, if flow control holds it back
+//! then, at a later tick). A parked forward whose predecessor does not come within two retry
+//! intervals is dropped (it may have died with its origin in a crash); if it still matters,
+//! the origin sends it again.
 //!
 //! # Recognising a retried forward with bounded memory
 //!
 //! Numbering a retried forward a second time would apply one client write twice, at two places
 //! in the order — visible, for instance, as a key going `1 → 2 → 1` after one `set 1`. The
-//! sequencer recognises retries by the ids of the operations in its log, but the log is bounded
-//! and forgotten on restart. So a forward also carries its origin's `delivered` position, and
-//! the sequencer only considers a forward whose sender has delivered everything *before its
-//! log*: `delivered + 1 >= first seq in the log`. If that forward's operation was already
-//! numbered, the number is larger than the origin's position when it sent the forward (an
-//! origin only forwards operations it has not delivered), hence inside the log, hence
-//! recognised. Forwards from nodes further behind are ignored until those nodes catch up.
+//! sequencer recognises retries by the ids of the operations in its log, but the log is
+//! bounded. So a forward also carries its origin's `delivered` position, and the sequencer only
+//! considers a forward whose sender has delivered everything *before its log*:
+//! `delivered + 1 >= first seq in the log`. If that forward's operation was already numbered,
+//! the number is larger than the origin's position when it sent the forward (an origin only
+//! forwards operations it has not delivered), hence inside the log, hence recognised. Forwards
+//! from nodes further behind are ignored until those nodes catch up. (After a restart the log
+//! comes back from the ring, contiguous up to `ordered`, so the rule still holds.)
 //!
 //! # Bounds
 //!
 //! - Operations a node has accepted from its clients and not yet delivered:
 //!   [`NodeOptions::max_pending`]; beyond it, `Err("busy: …")`.
+//! - Numbers handed out beyond an alive follower's last reported position: `log_capacity / 2`
+//!   (flow control, above); beyond it, `Err("busy: …")` on the sequencer.
 //! - Hold-back queue: only numbers up to `delivered + log_capacity` are held; later ones are
 //!   dropped and come back through catch-up.
-//! - Delivered log: the last `log_capacity` operations, on every node.
+//! - Delivered log: the last `log_capacity` operations, on every node; on the sequencer, the
+//!   same number of blobs in storage.
 //! - Parked forwards on the sequencer: at most `max_pending` per origin (the oldest goes).
 //! - A catch-up answer: at most [`super::CATCH_UP_BATCH`] entries (about
 //!   [`super::CATCH_UP_BATCH_BYTES`]); a node far behind asks again as it progresses.
@@ -86,8 +140,13 @@
 //! # Failures: what blocks, what is tolerated
 //!
 //! - Lost, duplicated, delayed, reordered messages: tolerated.
-//! - A follower down: tolerated; the others go on, and it catches up when it returns (if it is
-//!   not more than `log_capacity` behind).
+//! - Overload, slow links: the sequencer answers `busy` rather than let an alive follower fall
+//!   out of reach (flow control, above).
+//! - A follower down: tolerated; the others go on (after a pause of at most [`LIVE_INTERVALS`]
+//!   retry intervals, if the sequencer was numbering fast when it went silent), and it catches
+//!   up when it returns, if it is not more than `log_capacity` behind. Further behind, it can
+//!   never catch up (no state transfer): it stays behind, and the sequencer ignores its
+//!   forwards.
 //! - **The sequencer down: writes stop everywhere** (and reads too in `linearizable` mode):
 //!   forwards wait, then clients get `busy`. `sequential` reads go on locally. Electing a new
 //!   sequencer safely needs the nodes to agree on what the old one numbered — consensus, which
@@ -95,27 +154,37 @@
 //! - A follower restart: it recovers its values and position from storage and is *not ready*
 //!   (clients get `Err("not ready: catching up")`) until it has heard the sequencer's last
 //!   number since restarting and delivered up to it.
-//! - A sequencer restart: it resumes numbering after `seq.ordered`. Ordering and its own
-//!   delivery happen in one step, so normally it has delivered everything it numbered and is
-//!   ready at once; its log starts empty, so followers behind it catch up from each other.
-//!   Until they have, it ignores their forwards (see above).
-//! - **What a crash can lose for good.** Applied values and positions are durable, but the log
-//!   and the hold-back queues are memory. An operation that some node has not delivered yet
-//!   survives only while a running node that received it (or numbered it) still holds it. If
-//!   the last such node crashes — typically the sequencer, right after numbering an operation
-//!   whose `Ordered` messages were all lost — nobody can ever supply that number, and every
-//!   node that lacks it waits forever. Safety holds (nobody applies anything in its place, and
-//!   the sequencer ignores the stuck nodes' forwards), but progress stops until an operator
-//!   steps in. A durable ordered log, or consensus (stage 07), removes this failure.
+//! - A sequencer restart: it resumes numbering after `seq.ordered` and reloads its log from the
+//!   ring, so followers catch up from it as before the crash. Ordering and its own delivery
+//!   happen in one step, so normally it has delivered everything it numbered and is ready at
+//!   once; if a crash cut a step short, it delivers the missing numbers from the ring (or, if
+//!   they are not there either, asks its peers).
+//! - **What a crash cannot lose.** Every number handed out is in the sequencer's storage
+//!   before anyone hears of it (on disk with `sync = "always"`; otherwise in the operating
+//!   system's hands, which survives a crash of the process but not of the machine). So a
+//!   crash — typically of the sequencer right after numbering an operation whose `Ordered`
+//!   messages were all lost — loses nothing that a node within `log_capacity` of the sequencer
+//!   needs. What still stops progress for good is a node further behind than every peer's log
+//!   (see above), or the loss of the sequencer's disk; safety holds even then (nobody applies
+//!   anything in place of a missing number). Consensus (stage 07) keeps the log on several
+//!   nodes.
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry as MapEntry;
 
 use super::{
     Input, LamportClock, Lease, Message, Mode, MsgId, NodeId, NodeOptions, Operation, Output,
-    Request, RequestId, Response, Stamp, Storage, StorageError, TraceKind, apply_ordered, batch,
-    ignore, read_local, reply, send, trace, trace_receive, trace_request, write_response,
+    Request, RequestId, Response, Stamp, Storage, StorageError, TraceKind, Write, apply_ordered,
+    batch, ignore, read_local, reply, send, trace, trace_receive, trace_request, write_response,
 };
+
+/// How long, in retry intervals, a follower counts as alive after it was last heard from (or
+/// last had nothing to report): for so long it can hold new numbers back (see "Flow control"
+/// in the module docs). A follower that has anything to say reports at every tick (with the
+/// default timers, 4 ticks per retry interval), so a follower counted dead while it is alive
+/// needs some 8 of its reports in a row to be lost or late, and it is only harmed if it stays
+/// silent until it is out of reach. Longer would make a crashed follower pause writes longer.
+pub const LIVE_INTERVALS: u64 = 2;
 
 /// A replica in the sequencer-ordered modes (`sequential` or `linearizable`).
 #[derive(Debug)]
@@ -204,14 +273,35 @@ struct Follower {
     acked: Option<u64>,
     /// When we last sent it entries.
     sent_ms: u64,
+    /// When it last showed it is alive: a message arrived from it, or we sent it a new number
+    /// while it had reported everything (it had nothing to say until then). `None` until one
+    /// of these happens after our start.
+    live_ms: Option<u64>,
+    /// Every number from this one to `ordered` was sent to it, in order, since its link last
+    /// came up (see [`Sequencer::resend_wanted`]); `None` if nothing was.
+    streamed_from: Option<u64>,
+    /// The last entries sent again (not as part of the stream).
+    resent: Option<Resent>,
+}
+
+/// A batch of entries the sequencer sent a follower again.
+#[derive(Debug, Clone, Copy)]
+struct Resent {
+    /// The first number asked for (or, for a retransmission, the first one sent).
+    from_seq: u64,
+    /// The number after the last one sent.
+    next: u64,
+    /// When.
+    at_ms: u64,
 }
 
 impl Sequencer {
     /// Recovers the node from `storage`: clock, id counter, delivered position and, on the
-    /// sequencer, the last number handed out.
+    /// sequencer, the last number handed out and the ordered log (see "The durable ordered log"
+    /// in the module docs).
     ///
     /// # Errors
-    /// A [`StorageError`] while reading meta entries.
+    /// A [`StorageError`] while reading meta entries or blobs.
     pub fn recover(
         me: NodeId,
         peers: Vec<NodeId>,
@@ -232,6 +322,21 @@ impl Sequencer {
                 ordered = delivered;
             }
         }
+        let mut log = BTreeMap::new();
+        let mut log_ids = BTreeMap::new();
+        let mut holdback = BTreeMap::new();
+        if sequencer == me {
+            for (seq, entry) in load_ring(storage, ordered, options.log_capacity)? {
+                if seq <= delivered {
+                    log_ids.insert(entry.id, seq);
+                    log.insert(seq, entry);
+                } else {
+                    // Numbered, but a crash cut the step short before it was applied here:
+                    // delivered at the first tick.
+                    holdback.insert(seq, entry);
+                }
+            }
+        }
         Ok(Sequencer {
             me,
             peers,
@@ -244,9 +349,9 @@ impl Sequencer {
             id_lease,
             now_ms: 0,
             delivered,
-            log: BTreeMap::new(),
-            log_ids: BTreeMap::new(),
-            holdback: BTreeMap::new(),
+            log,
+            log_ids,
+            holdback,
             waiting: BTreeMap::new(),
             ready: sequencer == me && delivered >= ordered,
             target: None,
@@ -279,6 +384,34 @@ impl Sequencer {
         self.options.log_capacity.max(1) as u64
     }
 
+    /// How far an alive follower may be behind before the sequencer stops numbering (see
+    /// "Flow control" in the module docs).
+    fn margin(&self) -> u64 {
+        (self.window() / 2).max(1)
+    }
+
+    /// After how many deliveries since its last report a follower reports at once.
+    fn report_every(&self) -> u64 {
+        (self.margin() / 2).max(1)
+    }
+
+    /// The sequencer only: an alive follower within reach that is `margin` or more numbers
+    /// behind, as far as it has reported, with how far behind it is. While there is one, no
+    /// new number is handed out.
+    fn lagging(&self) -> Option<(NodeId, u64)> {
+        let first = self.log_first();
+        let live_for = LIVE_INTERVALS.saturating_mul(self.options.retry_interval_ms);
+        self.followers.iter().find_map(|(&peer, follower)| {
+            let acked = follower.acked?;
+            let alive = follower
+                .live_ms
+                .is_some_and(|t| self.now_ms <= t.saturating_add(live_for));
+            let within_reach = acked + 1 >= first;
+            let behind = self.ordered.saturating_sub(acked);
+            (alive && within_reach && behind >= self.margin()).then_some((peer, behind))
+        })
+    }
+
     fn on_client(
         &mut self,
         id: RequestId,
@@ -304,6 +437,23 @@ impl Sequencer {
             let why = format!(
                 "busy: {} requests already wait for their place in the order",
                 self.waiting.len()
+            );
+            reply(
+                out,
+                self.me,
+                self.clock.time(),
+                id,
+                None,
+                Response::Err(why),
+            );
+            return Ok(());
+        }
+        if self.is_sequencer()
+            && let Some((peer, behind)) = self.lagging()
+        {
+            // Flow control: numbering more would leave that follower further behind.
+            let why = format!(
+                "busy: peer n{peer} is too far behind ({behind} operations not yet acknowledged)"
             );
             reply(
                 out,
@@ -423,12 +573,44 @@ impl Sequencer {
             return Ok(());
         }
         self.order(id, op, storage, out)?;
-        let mut last = id;
-        while let Some((next, _)) = self.parked.remove(&last) {
+        self.order_parked_after(id, storage, out)
+    }
+
+    /// Numbers the parked forwards chained after `last` (which is numbered), in order, as long
+    /// as flow control allows; the rest stay parked for a later tick.
+    fn order_parked_after(
+        &mut self,
+        mut last: MsgId,
+        storage: &mut dyn Storage,
+        out: &mut Vec<Output>,
+    ) -> Result<(), StorageError> {
+        while self.lagging().is_none() {
+            let Some((next, _)) = self.parked.remove(&last) else {
+                break;
+            };
             last = next.id;
             if !self.log_ids.contains_key(&next.id) {
                 self.order(next.id, next.op, storage, out)?;
             }
+        }
+        Ok(())
+    }
+
+    /// The sequencer numbers the parked forwards whose predecessor has been numbered but that
+    /// flow control held back then.
+    fn order_parked(
+        &mut self,
+        storage: &mut dyn Storage,
+        out: &mut Vec<Output>,
+    ) -> Result<(), StorageError> {
+        let unblocked: Vec<MsgId> = self
+            .parked
+            .keys()
+            .filter(|before| self.log_ids.contains_key(before))
+            .copied()
+            .collect();
+        for before in unblocked {
+            self.order_parked_after(before, storage, out)?;
         }
         Ok(())
     }
@@ -443,8 +625,10 @@ impl Sequencer {
     ) -> Result<(), StorageError> {
         let seq = self.ordered + 1;
         // Recorded before anything else: a number is never handed out twice, even if the node
-        // crashes before it has applied the operation.
+        // crashes before it has applied the operation; and what it stands for, so that the
+        // number can be sent again after a crash (the durable ordered log).
         storage.put_meta("seq.ordered", seq)?;
+        storage.put_blob(&ring_slot(seq, self.window()), &encode_entry(seq, id, &op))?;
         self.ordered = seq;
         let time = self.clock.tick();
         for &peer in &self.peers {
@@ -455,7 +639,13 @@ impl Sequencer {
                 time,
             };
             send(out, self.me, time, peer, ordered);
-            self.followers.entry(peer).or_default().sent_ms = self.now_ms;
+            let follower = self.followers.entry(peer).or_default();
+            follower.sent_ms = self.now_ms;
+            follower.streamed_from.get_or_insert(seq);
+            if follower.acked == Some(seq - 1) {
+                // It had nothing to report until now: from here on, silence counts.
+                follower.live_ms = Some(self.now_ms);
+            }
         }
         self.deliver(seq, Entry { id, op }, storage, out)
     }
@@ -540,6 +730,8 @@ impl Sequencer {
                     Some("sequencer still catching up")
                 } else if !self.log_ids.contains_key(id) && delivered + 1 < self.log_first() {
                     Some("forwarder too far behind for a retry to be recognised")
+                } else if !self.log_ids.contains_key(id) && self.lagging().is_some() {
+                    Some("busy: a follower is too far behind (flow control); the origin retries")
                 } else {
                     None
                 }
@@ -567,6 +759,10 @@ impl Sequencer {
         storage: &mut dyn Storage,
         out: &mut Vec<Output>,
     ) -> Result<(), StorageError> {
+        if self.is_sequencer() && self.peers.contains(&from) {
+            // Whatever it says, it is alive.
+            self.followers.entry(from).or_default().live_ms = Some(self.now_ms);
+        }
         if let Some(why) = self.reject(from, &message) {
             ignore(out, self.me, self.clock.time(), from, &message, why);
             return Ok(());
@@ -594,10 +790,15 @@ impl Sequencer {
                     }
                     MapEntry::Occupied(_) => {}
                 }
-                while let Some(entry) = self.holdback.remove(&(self.delivered + 1)) {
-                    self.deliver(self.delivered + 1, entry, storage, out)?;
+                self.deliver_held(storage, out)?;
+                if !self.is_sequencer()
+                    && !self.ask_all
+                    && self.delivered >= self.reported + self.report_every()
+                {
+                    // Under a heavy load, a report every retry interval would leave the
+                    // sequencer's view of us too stale for its flow control: report now.
+                    self.send_catch_up(out);
                 }
-                self.update_ready();
             }
             Message::CatchUp { from_seq, .. } => self.on_catch_up(from, from_seq, out),
             Message::CatchUpReply {
@@ -626,27 +827,40 @@ impl Sequencer {
     /// sequencer also records the peer's position and says what it holds.
     fn on_catch_up(&mut self, from: NodeId, from_seq: u64, out: &mut Vec<Output>) {
         let time = self.clock.tick();
-        // Held-back entries too: after a crash of the sequencer they may be the only copies.
         let from_seq = from_seq.max(1);
-        let held = self
-            .log
-            .range(from_seq..)
-            .chain(self.holdback.range(from_seq..));
-        let entries = batch(held.map(|(&s, e)| (s, e)), |e| e.op.size_bytes());
-        for (seq, entry) in entries {
-            let ordered = Message::Ordered {
-                seq,
-                id: entry.id,
-                op: entry.op.clone(),
-                time,
-            };
-            send(out, self.me, time, from, ordered);
+        if !self.is_sequencer() || self.resend_wanted(from, from_seq) {
+            // Held-back entries too: after a crash of the sequencer they may be the only copies.
+            let held = self
+                .log
+                .range(from_seq..)
+                .chain(self.holdback.range(from_seq..));
+            let entries = batch(held.map(|(&s, e)| (s, e)), |e| e.op.size_bytes());
+            let next = entries.last().map(|&(last, _)| last + 1);
+            for (seq, entry) in entries {
+                let ordered = Message::Ordered {
+                    seq,
+                    id: entry.id,
+                    op: entry.op.clone(),
+                    time,
+                };
+                send(out, self.me, time, from, ordered);
+            }
+            if self.is_sequencer()
+                && let Some(next) = next
+            {
+                let follower = self.followers.entry(from).or_default();
+                follower.resent = Some(Resent {
+                    from_seq,
+                    next,
+                    at_ms: self.now_ms,
+                });
+                follower.sent_ms = self.now_ms;
+            }
         }
         if self.is_sequencer() {
             let follower = self.followers.entry(from).or_default();
             let position = from_seq.saturating_sub(1);
             follower.acked = Some(follower.acked.map_or(position, |a| a.max(position)));
-            follower.sent_ms = self.now_ms;
             let answer = Message::CatchUpReply {
                 first_seq: self.log_first(),
                 last_seq: self.ordered,
@@ -654,6 +868,31 @@ impl Sequencer {
             };
             send(out, self.me, time, from, answer);
         }
+    }
+
+    /// The sequencer only: whether a catch-up request of `from` from `from_seq` needs entries
+    /// in answer, or only our position. A follower reports at every tick while it receives
+    /// operations; most of its requests only mean "this far so far", and answering each with
+    /// the entries that follow would send again what is already on its way. So entries go only
+    /// where something is evidently missing: the follower has not moved since its last report
+    /// (a gap, a loss, a stalled link), asks for numbers that were not sent on its current link
+    /// (they were numbered before the link last came up, or before our start), or asks for
+    /// what follows the entries we last resent it (it is catching up on resends, not on the
+    /// stream). And the same request is answered with entries at most once per retry interval.
+    fn resend_wanted(&self, from: NodeId, from_seq: u64) -> bool {
+        let Some(follower) = self.followers.get(&from) else {
+            return true;
+        };
+        let moved = follower.acked.is_some_and(|a| from_seq > a + 1);
+        let streamed = follower.streamed_from.is_some_and(|s| from_seq >= s);
+        let fed = follower.resent.is_some_and(|r| from_seq == r.next);
+        if moved && streamed && !fed {
+            return false;
+        }
+        let retry = self.options.retry_interval_ms;
+        !follower
+            .resent
+            .is_some_and(|r| r.from_seq == from_seq && self.now_ms < r.at_ms.saturating_add(retry))
     }
 
     /// Reports our position and asks for what follows: to the sequencer, or to every peer when
@@ -679,6 +918,19 @@ impl Sequencer {
         self.last_catch_up_ms = Some(self.now_ms);
     }
 
+    /// Delivers the held-back operations that are next in line.
+    fn deliver_held(
+        &mut self,
+        storage: &mut dyn Storage,
+        out: &mut Vec<Output>,
+    ) -> Result<(), StorageError> {
+        while let Some(entry) = self.holdback.remove(&(self.delivered + 1)) {
+            self.deliver(self.delivered + 1, entry, storage, out)?;
+        }
+        self.update_ready();
+        Ok(())
+    }
+
     fn update_ready(&mut self) {
         let caught_up = if self.is_sequencer() {
             self.delivered >= self.ordered
@@ -696,14 +948,24 @@ impl Sequencer {
         self.target.is_some_and(|t| self.delivered < t)
     }
 
-    fn on_tick(&mut self, now_ms: u64, out: &mut Vec<Output>) {
+    fn on_tick(
+        &mut self,
+        now_ms: u64,
+        storage: &mut dyn Storage,
+        out: &mut Vec<Output>,
+    ) -> Result<(), StorageError> {
         self.now_ms = self.now_ms.max(now_ms);
         let retry = self.options.retry_interval_ms;
         let now = self.now_ms;
+        // Only after a restart of the sequencer, when a crash cut its last step short: the
+        // numbers it reloaded from its ring but had not applied.
+        self.deliver_held(storage, out)?;
         if self.is_sequencer() {
             for peer in self.peers.clone() {
                 self.retransmit(peer, false, out);
             }
+            // Forwards flow control held back while their predecessors were numbered.
+            self.order_parked(storage, out)?;
             // A parked forward whose predecessor has not come for two intervals is probably
             // waiting for an operation its origin lost in a crash. Dropping it is always safe:
             // if it still matters, its origin sends it again.
@@ -719,13 +981,19 @@ impl Sequencer {
             self.gap_at = gap.then_some(self.delivered);
         }
         let news = !self.is_sequencer() && (self.ack_owed || self.delivered > self.reported);
+        // To the sequencer alone, at every tick: a report is cheap (see `resend_wanted`), keeps
+        // its view of us fresh for flow control, and shows it we are alive even over a lossy
+        // link. To every peer, once per retry interval: each of them answers with entries.
+        let everyone = self.ask_all || self.is_sequencer();
+        let interval = if everyone { retry } else { 0 };
         let due = self
             .last_catch_up_ms
-            .is_none_or(|t| now >= t.saturating_add(retry));
+            .is_none_or(|t| now >= t.saturating_add(interval));
         if due && (!self.ready || gap_persists || news || self.behind()) {
             self.send_catch_up(out);
             self.gap_at = None;
         }
+        Ok(())
     }
 
     /// The sequencer resends to `peer` what it has not reported delivering: if the retry
@@ -748,6 +1016,13 @@ impl Sequencer {
                 let entries = batch(self.log.range(acked + 1..).map(|(&s, e)| (s, e)), |e| {
                     e.op.size_bytes()
                 });
+                if let Some(&(last, _)) = entries.last() {
+                    follower.resent = Some(Resent {
+                        from_seq: acked + 1,
+                        next: last + 1,
+                        at_ms: now,
+                    });
+                }
                 for (seq, entry) in entries {
                     let ordered = Message::Ordered {
                         seq,
@@ -774,6 +1049,8 @@ impl Sequencer {
             return;
         }
         if self.is_sequencer() {
+            // What was on its way over the old link may be lost.
+            self.followers.entry(peer).or_default().streamed_from = None;
             self.retransmit(peer, true, out);
             if !self.ready {
                 let time = self.clock.tick();
@@ -813,7 +1090,7 @@ impl Mode for Sequencer {
         match input {
             Input::Client { id, request } => self.on_client(id, request, storage, out)?,
             Input::Peer { from, message } => self.on_peer(from, message, storage, out)?,
-            Input::Tick { now_ms } => self.on_tick(now_ms, out),
+            Input::Tick { now_ms } => self.on_tick(now_ms, storage, out)?,
             Input::PeerUp { peer } => self.on_peer_up(peer, out),
         }
         self.clock_lease.cover(self.clock.time(), storage)
@@ -834,4 +1111,92 @@ impl Mode for Sequencer {
     fn ready(&self) -> bool {
         self.ready
     }
+}
+
+/// The blob that holds ring slot of operation `seq` in a ring of `slots` entries.
+fn ring_slot(seq: u64, slots: u64) -> String {
+    format!("seq.log.{}", seq % slots.max(1))
+}
+
+/// Length of [`encode_entry`]'s header: seq, origin, counter, kind, key length.
+const ENTRY_HEADER: usize = 8 + 4 + 8 + 1 + 4;
+/// [`encode_entry`]'s kinds of operation.
+const KIND_READ: u8 = 0;
+const KIND_SET: u8 = 1;
+const KIND_DEL: u8 = 2;
+
+/// The bytes of the ring blob for operation `seq` (see "The durable ordered log" in the module
+/// docs):
+///
+/// ```text
+/// seq:u64 | origin:u32 | counter:u64 | kind:u8 | key_len:u32 | key | value   (little-endian)
+///   kind: 0 = read (no value follows), 1 = set (the value is the rest), 2 = delete (nothing)
+/// ```
+pub fn encode_entry(seq: u64, id: MsgId, op: &Operation) -> Vec<u8> {
+    let (kind, key, value): (u8, &[u8], &[u8]) = match op {
+        Operation::Read { key } => (KIND_READ, key, &[]),
+        Operation::Write(Write {
+            key,
+            value: Some(value),
+        }) => (KIND_SET, key, value),
+        Operation::Write(Write { key, value: None }) => (KIND_DEL, key, &[]),
+    };
+    let key_len = u32::try_from(key.len()).expect("keys are far below 4 GiB");
+    let mut out = Vec::with_capacity(ENTRY_HEADER + key.len() + value.len());
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&id.origin.to_le_bytes());
+    out.extend_from_slice(&id.seq.to_le_bytes());
+    out.push(kind);
+    out.extend_from_slice(&key_len.to_le_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(value);
+    out
+}
+
+/// Reads bytes written by [`encode_entry`]: `None` if they are damaged (too short, an unknown
+/// kind, a key longer than the rest, bytes after a read or a delete). Never panics.
+pub fn decode_entry(bytes: &[u8]) -> Option<(u64, MsgId, Operation)> {
+    let (header, rest) = bytes.split_at_checked(ENTRY_HEADER)?;
+    let seq = u64::from_le_bytes(header[0..8].try_into().ok()?);
+    let origin = u32::from_le_bytes(header[8..12].try_into().ok()?);
+    let counter = u64::from_le_bytes(header[12..20].try_into().ok()?);
+    let kind = header[20];
+    let key_len = usize::try_from(u32::from_le_bytes(header[21..25].try_into().ok()?)).ok()?;
+    let (key, value) = rest.split_at_checked(key_len)?;
+    let key = key.to_vec();
+    let op = match kind {
+        KIND_READ if value.is_empty() => Operation::Read { key },
+        KIND_SET => Operation::Write(Write {
+            key,
+            value: Some(value.to_vec()),
+        }),
+        KIND_DEL if value.is_empty() => Operation::Write(Write { key, value: None }),
+        _ => return None,
+    };
+    Some((seq, MsgId::new(origin, counter), op))
+}
+
+/// The sequencer's ring after a restart: the entries of `ordered`, `ordered - 1`, … (at most
+/// `capacity` of them), oldest first, up to the first that is missing, damaged or overwritten
+/// (its recorded seq is another), so that what is returned is contiguous and ends at `ordered`.
+fn load_ring(
+    storage: &mut dyn Storage,
+    ordered: u64,
+    capacity: usize,
+) -> Result<Vec<(u64, Entry)>, StorageError> {
+    let slots = capacity.max(1) as u64;
+    let mut entries = Vec::new();
+    let mut seq = ordered;
+    while seq > 0 && ordered - seq < slots {
+        let Some(bytes) = storage.get_blob(&ring_slot(seq, slots))? else {
+            break;
+        };
+        match decode_entry(&bytes) {
+            Some((stored, id, op)) if stored == seq => entries.push((seq, Entry { id, op })),
+            _ => break,
+        }
+        seq -= 1;
+    }
+    entries.reverse();
+    Ok(entries)
 }

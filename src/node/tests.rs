@@ -1025,28 +1025,6 @@ fn sequencer_down_makes_followers_busy_not_unbounded() {
     c.assert_total_order();
 }
 
-#[test]
-fn sequencer_crash_before_any_follower_has_an_operation_blocks_progress() {
-    let mut c = Cluster::new(ModeKind::Sequential, Tob::Sequencer, 3, 1);
-    c.settle();
-    let w = c.set(1, "k", "v");
-    // Numbered 1, applied on the sequencer and answered ...
-    assert_eq!(c.reply(w), Some(&Response::Ok));
-    // ... but both Ordered messages are lost, and the sequencer crashes before resending them.
-    c.net.clear();
-    c.restart(1);
-    let later = c.set(2, "k", "w");
-    for _ in 0..20 {
-        while c.deliver_one() {}
-        c.tick(RETRY_MS);
-    }
-    // Number 1 exists nowhere but in the sequencer's store: nobody can deliver past it.
-    assert_eq!(c.reply(later), None);
-    // Safety holds: the followers applied nothing in its place.
-    assert!(c.disks[&2].snapshot().is_empty());
-    assert!(c.disks[&3].snapshot().is_empty());
-}
-
 // ---------------------------------------------------------------------------------------------
 // Lamport
 
@@ -1117,45 +1095,6 @@ fn lamport_one_silent_node_blocks_everyone_until_it_returns() {
     assert_eq!(c.reply(a), Some(&Response::Ok));
     assert_eq!(c.reply(b), Some(&Response::Ok));
     c.assert_total_order();
-}
-
-#[test]
-fn lamport_restarted_node_recovers_its_own_broadcasts_before_serving() {
-    let mut c = Cluster::new(ModeKind::Sequential, Tob::Lamport, 3, 1);
-    // Node 3 broadcasts, node 1 receives it; node 3 crashes before delivering it.
-    c.set(3, "k", "v");
-    let to_1 = c.take(3, 1, "broadcast");
-    c.deliver(to_1);
-    c.net.retain(|m| m.from != 3);
-    c.restart(3);
-    assert!(!c.node(3).ready(), "its broadcast must come back first");
-    let r = c.get(3, "k");
-    assert_eq!(
-        c.reply(r),
-        Some(&Response::Err("not ready: catching up".into()))
-    );
-    c.settle();
-    assert!(c.node(3).ready());
-    c.assert_total_order();
-    assert_eq!(c.snapshots()[1][&b"k".to_vec()], b"v");
-}
-
-#[test]
-fn lamport_crash_before_any_peer_has_a_broadcast_blocks_progress() {
-    let mut c = Cluster::new(ModeKind::Sequential, Tob::Lamport, 3, 1);
-    c.set(3, "k", "v");
-    // Broadcast 1 of node 3 is recorded, then lost with its crash.
-    c.net.clear();
-    c.restart(3);
-    let later = c.set(1, "k", "w");
-    for _ in 0..20 {
-        while c.deliver_one() {}
-        c.tick(RETRY_MS);
-    }
-    // Node 3's acks say it made one broadcast; nobody can deliver past a broadcast nobody has.
-    assert_eq!(c.reply(later), None);
-    assert!(!c.node(3).ready());
-    assert!(c.snapshots().iter().all(BTreeMap::is_empty));
 }
 
 // ---------------------------------------------------------------------------------------------
