@@ -35,12 +35,12 @@
 //! Messages get lost, so numbers go missing. Three mechanisms bring them back:
 //!
 //! - **Acknowledgements and retransmission.** Each follower reports its position with
-//!   [`Message::CatchUp`]`{from_seq: delivered + 1}` at every tick when it has something to
-//!   say (it has delivered something new, sees a gap, is behind or not ready), and at once
-//!   whenever it has delivered `log_capacity / 4` operations since its last report: so the
-//!   sequencer's view of it stays fresh under a heavy load, and its silence means something
-//!   (see "Flow control"). The sequencer resends, every `retry_interval_ms`, what a follower
-//!   has not reported, if it has sent it nothing else meanwhile.
+//!   [`Message::CatchUp`]`{from_seq: delivered + 1}` at every tick when it has delivered
+//!   something new or sees a gap (once it is ready; before, once per retry interval), and at
+//!   once whenever it has delivered `log_capacity / 16` operations since its last report: so
+//!   the sequencer's view of it stays fresh under a heavy load, and its silence means
+//!   something (see "Flow control"). The sequencer resends, every `retry_interval_ms`, what a
+//!   follower has not reported, if it has sent it nothing else meanwhile.
 //! - **Catch-up.** A follower that sees a gap (something held back) for a whole tick, or that
 //!   has just started, or whose sequencer has just reconnected, sends `CatchUp` at once; the
 //!   sequencer answers with the missing entries and a [`Message::CatchUpReply`] saying which
@@ -83,9 +83,11 @@
 //!   its peers, if it can, and waiting for it could stop writes for good.
 //!
 //! A follower's real position is never behind its last report, so a follower that keeps
-//! reporting is never more than `log_capacity / 2` behind; the gap between its report and the
-//! limit (`log_capacity / 4` between reports, plus what is in flight) is the slack that lets
-//! the sequencer go at full speed while the follower keeps up.
+//! reporting is never more than `log_capacity / 2` behind. What the sequencer has numbered and
+//! not yet heard of — up to `log_capacity / 16` between reports, plus what is on its way both
+//! ways, plus the follower's own fsyncs — must fit in that margin for the sequencer to go at
+//! full speed while the follower keeps up: with the default 4096, up to some 2,000 operations,
+//! which a pipelined benchmark on a slow disk can exceed (then raise `log_capacity`).
 //!
 //! # The durable ordered log
 //!
@@ -390,9 +392,11 @@ impl Sequencer {
         (self.window() / 2).max(1)
     }
 
-    /// After how many deliveries since its last report a follower reports at once.
+    /// After how many deliveries since its last report a follower reports at once: often
+    /// enough that what the sequencer has numbered and not yet heard of stays well within the
+    /// margin at full speed (a report is cheap, see `resend_wanted`).
     fn report_every(&self) -> u64 {
-        (self.margin() / 2).max(1)
+        (self.margin() / 8).max(1)
     }
 
     /// The sequencer only: an alive follower within reach that is `margin` or more numbers
@@ -883,6 +887,10 @@ impl Sequencer {
         let Some(follower) = self.followers.get(&from) else {
             return true;
         };
+        if follower.acked.is_some_and(|a| from_seq <= a) {
+            // An old request, overtaken by a later one: it has moved on since.
+            return false;
+        }
         let moved = follower.acked.is_some_and(|a| from_seq > a + 1);
         let streamed = follower.streamed_from.is_some_and(|s| from_seq >= s);
         let fed = follower.resent.is_some_and(|r| from_seq == r.next);
@@ -981,15 +989,16 @@ impl Sequencer {
             self.gap_at = gap.then_some(self.delivered);
         }
         let news = !self.is_sequencer() && (self.ack_owed || self.delivered > self.reported);
-        // To the sequencer alone, at every tick: a report is cheap (see `resend_wanted`), keeps
-        // its view of us fresh for flow control, and shows it we are alive even over a lossy
-        // link. To every peer, once per retry interval: each of them answers with entries.
-        let everyone = self.ask_all || self.is_sequencer();
-        let interval = if everyone { retry } else { 0 };
+        // A ready follower with news or a gap reports to the sequencer at every tick: a report
+        // is cheap (see `resend_wanted`), keeps the sequencer's view of us fresh for flow
+        // control, and shows it we are alive even over a lossy link. Anything else — catching
+        // up after a start, asking every peer (each answers with entries) — waits a retry
+        // interval between requests.
+        let report = self.ready && !self.ask_all && !self.is_sequencer() && (news || gap_persists);
         let due = self
             .last_catch_up_ms
-            .is_none_or(|t| now >= t.saturating_add(interval));
-        if due && (!self.ready || gap_persists || news || self.behind()) {
+            .is_none_or(|t| now >= t.saturating_add(retry));
+        if report || (due && (!self.ready || gap_persists || news || self.behind())) {
             self.send_catch_up(out);
             self.gap_at = None;
         }
