@@ -76,6 +76,7 @@
 //!
 //! | blob name | mode | what | written |
 //! |---|---|---|---|
+//! | `seq.log.<slot>` | sequencer (the sequencer itself) | a numbered operation (seq, id, operation), so followers can catch up after a sequencer crash | at every numbering, before it leaves |
 //! | `lamport.ring.<slot>` | lamport | an own broadcast (seq, stamp, operation) and how far every node has delivered, so a restart can send it again | at every broadcast, before it leaves |
 //!
 //! The clock and id counters are *leased*: rather than write the counter at every event, the
@@ -95,7 +96,7 @@
 //! | | lost, duplicated, reordered messages | a node down | a restart | a crash can lose |
 //! |---|---|---|---|---|
 //! | eventual | tolerated | tolerated: the others serve; its updates wait in bounded outboxes | ready at once | its updates not yet acknowledged by every peer (until the key is written again) |
-//! | sequencer | tolerated | a follower: tolerated; **the sequencer: writes stop** | catch up, then ready | an operation no running node holds any more: progress stops for good |
+//! | sequencer | tolerated | a follower: tolerated; **the sequencer: writes stop** | catch up, then ready | nothing the sequencer numbered within its last `log_capacity`: each number is on its disk before it leaves |
 //! | lamport | tolerated | **any node: delivery stops everywhere** | ready at once: its own broadcasts come back from its ring and are sent again | nothing: every broadcast is on its origin's disk before it leaves |
 //!
 //! None of them loses safety to these failures — the ordered modes stop rather than diverge.
