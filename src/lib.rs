@@ -15,6 +15,8 @@
 //! | [`node`] | pure | the replication modes as sans-IO state machines: eventual (last writer wins); sequential and linearizable over a sequencer or Lamport-clock total order |
 //! | [`workload`] | I/O | concurrent recorded clients against a running cluster, for `dkvs check` |
 //! | [`runtime`] | I/O | tokio: the client listener, one task per connection, signals, shutdown |
+//! | [`sim`] | pure | the deterministic simulator: every node's mode in one process, virtual time, a seeded faulty network; `dkvs sim` and the scenario scripts |
+//! | [`trace`] | pure | trace events as JSON lines, as a text Lamport diagram and as an event list |
 //!
 //! Data flows top to bottom: bytes from a client → `protocol` → (the mode's logic; in stage 01
 //! there is only one node, so commands go straight to the store) → `storage`, and the reply back
@@ -27,4 +29,5 @@ pub mod node;
 pub mod protocol;
 pub mod runtime;
 pub mod storage;
+pub mod trace;
 pub mod workload;

@@ -224,6 +224,10 @@ pub enum TraceKind {
     /// A message was lost on its way: dropped by an injected fault (a partition or a drop
     /// probability). Emitted by the driver that carries messages, never by a mode.
     Drop,
+    /// The driver injected or lifted a fault: a crash, a restart, a partition, a heal. `node`
+    /// is the node concerned, `peer` the other end for a fault of one link, and `detail` says
+    /// what happened. Emitted by drivers, never by a mode.
+    Fault,
 }
 
 /// One event of a node's life, streamed as a JSON line by the drivers.
@@ -247,6 +251,10 @@ pub struct TraceEvent {
     pub message: Option<String>,
     /// A short human-readable line.
     pub detail: String,
+    /// When it happened, in microseconds, as the driver counts time: virtual time in the
+    /// simulator. Modes leave it `None` (they have no clock); drivers fill it in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_us: Option<u64>,
 }
 
 impl TraceEvent {
@@ -268,6 +276,7 @@ impl TraceEvent {
             peer: Some(peer),
             message: Some(message.kind().to_string()),
             detail,
+            at_us: None,
         }
     }
 }
@@ -664,6 +673,7 @@ fn trace(
         peer: None,
         message: None,
         detail,
+        at_us: None,
     }));
 }
 
