@@ -28,6 +28,7 @@ pub mod config;
 pub mod node;
 pub mod protocol;
 pub mod runtime;
+pub mod sim;
 pub mod storage;
 pub mod trace;
 pub mod workload;

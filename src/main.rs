@@ -100,6 +100,61 @@ enum Commands {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Simulate a cluster deterministically: run a workload under faults on virtual time, and
+    /// judge its history.
+    ///
+    /// The same config and seed always give the same run. Exit status: 0 no violation,
+    /// 1 a violation (or a cluster that never settled), 2 bad input, 3 unknown (a check ran
+    /// out of budget).
+    Sim {
+        /// The cluster's TOML config file (mode, tob, nodes, [replication]).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The seed of one run.
+        #[arg(long, default_value_t = 1, conflicts_with = "seeds")]
+        seed: u64,
+        /// Sweep seeds `A..B` (both included); stops at the first failing seed.
+        #[arg(long)]
+        seeds: Option<String>,
+        /// Operations per run.
+        #[arg(long, default_value_t = 500)]
+        ops: usize,
+        /// Concurrent clients, spread over the nodes.
+        #[arg(long, default_value_t = 6)]
+        clients: usize,
+        /// Number of keys (few keys, more collisions).
+        #[arg(long, default_value_t = 3)]
+        keys: usize,
+        /// Faults to inject: none, all, or a comma-separated list of partition, crash, drop,
+        /// duplicate, reorder, delay, unsynced.
+        #[arg(long, default_value = "none")]
+        faults: String,
+        /// The property to judge (default: the level the config's mode promises).
+        #[arg(long, value_enum)]
+        check: Option<SimCheckArg>,
+        /// Write the (last) run's trace here, as JSON lines (for `dkvs-tui --replay`).
+        #[arg(long)]
+        trace_out: Option<PathBuf>,
+        /// Write the (last) run's history here, as JSON lines (for `dkvs check`).
+        #[arg(long)]
+        history_out: Option<PathBuf>,
+        /// Print the (last) run's whole trace as a diagram.
+        #[arg(long)]
+        diagram: bool,
+        /// Print one line per seed of a sweep.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+}
+
+/// `--check` of `dkvs sim`: a property, or none.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SimCheckArg {
+    Linearizable,
+    Sequential,
+    Eventual,
+    /// Judge nothing (to measure the simulator alone).
+    None,
 }
 
 /// `--model`: the same words as [`dkvs::check::Property`].
@@ -190,6 +245,39 @@ fn main() -> ExitCode {
                 shrink_steps,
             };
             return check(property, format, json, &budget, &files);
+        }
+        Commands::Sim {
+            config,
+            seed,
+            seeds,
+            ops,
+            clients,
+            keys,
+            faults,
+            check,
+            trace_out,
+            history_out,
+            diagram,
+            verbose,
+        } => {
+            let args = SimArgs {
+                config,
+                seed,
+                seeds,
+                ops,
+                clients,
+                keys,
+                faults,
+                check,
+                trace_out,
+                history_out,
+                diagram,
+                verbose,
+            };
+            return sim(&args).unwrap_or_else(|e| {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            });
         }
         Commands::Serve {
             config,
@@ -398,4 +486,239 @@ fn serve(config_path: PathBuf, threads: usize, options: ServeOptions) -> anyhow:
         server.run().await?;
         Ok(())
     })
+}
+
+/// The arguments of `dkvs sim`.
+struct SimArgs {
+    config: PathBuf,
+    seed: u64,
+    seeds: Option<String>,
+    ops: usize,
+    clients: usize,
+    keys: usize,
+    faults: String,
+    check: Option<SimCheckArg>,
+    trace_out: Option<PathBuf>,
+    history_out: Option<PathBuf>,
+    diagram: bool,
+    verbose: bool,
+}
+
+/// `A..B` or `A..=B`, both ends included.
+fn parse_seeds(text: &str) -> anyhow::Result<std::ops::RangeInclusive<u64>> {
+    let (a, b) = text
+        .split_once("..=")
+        .or_else(|| text.split_once(".."))
+        .ok_or_else(|| anyhow::anyhow!("--seeds {text:?}: expected A..B, e.g. 1..1000"))?;
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|e| anyhow::anyhow!("--seeds {text:?}: {s:?} is not a seed: {e}"))
+    };
+    let (a, b) = (parse(a)?, parse(b)?);
+    if b < a {
+        anyhow::bail!("--seeds {text:?}: the range is empty");
+    }
+    Ok(a..=b)
+}
+
+/// `dkvs sim`: one seed, or a sweep that stops at the first failure.
+fn sim(args: &SimArgs) -> anyhow::Result<ExitCode> {
+    use dkvs::sim::SimConfig;
+    use dkvs::sim::run::{self, RunOptions};
+
+    let config = Config::load(&args.config)?;
+    let sim_config = SimConfig::from_config(&config).map_err(|e| anyhow::anyhow!(e))?;
+    let faults: run::Faults = args
+        .faults
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
+    let check = match args.check {
+        None => Some(sim_config.promised()),
+        Some(SimCheckArg::Linearizable) => Some(Property::Linearizable),
+        Some(SimCheckArg::Sequential) => Some(Property::Sequential),
+        Some(SimCheckArg::Eventual) => Some(Property::Eventual),
+        Some(SimCheckArg::None) => None,
+    };
+    let seeds = match &args.seeds {
+        Some(text) => parse_seeds(text)?,
+        None => args.seed..=args.seed,
+    };
+    let sweep = seeds.start() != seeds.end();
+    let options = RunOptions {
+        ops: args.ops,
+        clients: args.clients,
+        keys: args.keys,
+        faults,
+        check,
+        // Every run of a sweep must end: a minute per check at most, then "unknown".
+        budget: Budget::default(),
+        // Runs are replayable: a failing seed runs again with its trace kept, so the sweep
+        // itself need not keep any.
+        trace: args.diagram || args.trace_out.is_some(),
+        ..RunOptions::default()
+    };
+    let check_word = check.map_or("none", Property::name);
+    println!(
+        "simulating {} ({} nodes, {}), {} operations per seed, faults: {faults}, check: {check_word}",
+        sim_config.kind,
+        sim_config.nodes.len(),
+        sim_config.tob,
+        args.ops
+    );
+    let mut totals = (0u64, Duration::ZERO, Duration::ZERO, 0usize);
+    let mut status = 0u8;
+    let mut last = None;
+    for seed in seeds.clone() {
+        let mut result = run::run(&sim_config, &options, seed);
+        totals.0 += result.stats.delivered;
+        totals.1 += result.sim_time;
+        totals.2 += result.check_time;
+        totals.3 += 1;
+        if result.failed() && !options.trace {
+            let traced = RunOptions {
+                trace: true,
+                ..options.clone()
+            };
+            result = run::run(&sim_config, &traced, seed);
+        }
+        if !sweep || args.verbose || result.failed() {
+            println!("{}", summary_line(&result));
+        }
+        if result.failed() {
+            explain(&result, &sim_config.nodes);
+            let check_arg = args
+                .check
+                .map(|_| format!(" --check {check_word}"))
+                .unwrap_or_default();
+            println!(
+                "replay: dkvs sim --config {} --seed {seed} --ops {} --clients {} --keys {} --faults {faults}{check_arg}",
+                args.config.display(),
+                args.ops,
+                args.clients,
+                args.keys
+            );
+            status = 1;
+            last = Some(result);
+            break;
+        }
+        if matches!(result.verdict, Some((_, check::Verdict::Unknown { .. }))) {
+            status = status.max(3);
+        }
+        last = Some(result);
+    }
+    let (delivered, sim_time, check_time, runs) = totals;
+    if sweep && status != 1 {
+        println!(
+            "seeds {}..{}: {runs} runs, no violation{}",
+            seeds.start(),
+            seeds.end(),
+            if status == 3 {
+                " (some checks unknown)"
+            } else {
+                ""
+            }
+        );
+    }
+    let rate = delivered as f64 / sim_time.as_secs_f64().max(1e-9);
+    println!(
+        "simulated {delivered} messages in {:.3} s of wall time ({:.2} M messages/s); checking took {:.3} s",
+        sim_time.as_secs_f64(),
+        rate / 1e6,
+        check_time.as_secs_f64()
+    );
+    if let Some(result) = last {
+        if args.diagram {
+            print!(
+                "{}",
+                dkvs::trace::diagram(
+                    &result.trace,
+                    &sim_config.nodes,
+                    &dkvs::trace::DiagramOptions::default()
+                )
+            );
+        }
+        if let Some(path) = &args.trace_out {
+            let file = std::fs::File::create(path)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            dkvs::trace::write_jsonl(&result.trace, std::io::BufWriter::new(file))?;
+            println!("trace of seed {}: {}", result.seed, path.display());
+        }
+        if let Some(path) = &args.history_out {
+            let file = std::fs::File::create(path)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            result.history.write_jsonl(std::io::BufWriter::new(file))?;
+            println!("history of seed {}: {}", result.seed, path.display());
+        }
+    }
+    Ok(ExitCode::from(status))
+}
+
+/// One line about a run.
+fn summary_line(result: &dkvs::sim::run::RunResult) -> String {
+    let unknown = result
+        .history
+        .ops
+        .iter()
+        .filter(|o| o.outcome == check::Outcome::Unknown)
+        .count();
+    let failed = result
+        .history
+        .ops
+        .iter()
+        .filter(|o| o.outcome == check::Outcome::Fail)
+        .count();
+    let verdict = match &result.verdict {
+        _ if result.unsettled.is_some() => "DID NOT SETTLE".to_string(),
+        None => "not checked".to_string(),
+        Some((p, check::Verdict::Consistent)) => format!("{}: ok", p.name()),
+        Some((p, check::Verdict::Violation(_))) => format!("{}: VIOLATION", p.name()),
+        Some((p, check::Verdict::Unknown { reason })) => {
+            format!("{}: unknown ({reason})", p.name())
+        }
+    };
+    format!(
+        "seed {}: {} operations ({unknown} unknown, {failed} refused), {} messages delivered, {} dropped, {:.3} s virtual; {verdict}",
+        result.seed,
+        result.history.ops.len(),
+        result.stats.delivered,
+        result.stats.dropped,
+        result.virtual_us as f64 / 1e6,
+    )
+}
+
+/// Prints why a run failed: the checker's report and the trace around the violation.
+fn explain(result: &dkvs::sim::run::RunResult, nodes: &[u32]) {
+    if let Some(busy) = &result.unsettled {
+        println!(
+            "the cluster did not settle within {} s of virtual time after every fault was lifted: {busy}",
+            dkvs::sim::run::SETTLE_LIMIT_US / 1_000_000
+        );
+        let tail = result.trace.len().saturating_sub(60);
+        println!("the last events:");
+        print!("{}", dkvs::trace::event_list(&result.trace[tail..]));
+        return;
+    }
+    let Some((property, verdict)) = &result.verdict else {
+        return;
+    };
+    let report = Report {
+        property: *property,
+        history: &result.history,
+        verdict,
+        elapsed: result.check_time,
+        clock: Clock::Nanos,
+    };
+    print!("{}", report.text());
+    if let check::Verdict::Violation(v) = verdict {
+        let ids: Vec<u64> = v.ops.iter().map(|o| o.id).collect();
+        let events = result.focus(&ids, 200);
+        if !events.is_empty() {
+            println!("the message flow of these operations:");
+            print!(
+                "{}",
+                dkvs::trace::diagram(&events, nodes, &dkvs::trace::DiagramOptions::default())
+            );
+        }
+    }
 }

@@ -456,6 +456,31 @@ impl MemStorage {
     pub fn meta(&self) -> &BTreeMap<String, u64> {
         &self.meta
     }
+
+    /// Puts back a key's earlier version (`None`: the key was never written), as a crash
+    /// that loses unsynced writes does in the simulator.
+    pub fn restore(&mut self, key: &[u8], old: Option<Versioned>) {
+        match old {
+            Some(v) => self.data.insert(key.to_vec(), v),
+            None => self.data.remove(key),
+        };
+    }
+
+    /// Puts back a meta counter's earlier value (`None`: never written).
+    pub fn restore_meta(&mut self, name: &str, old: Option<u64>) {
+        match old {
+            Some(v) => self.meta.insert(name.to_owned(), v),
+            None => self.meta.remove(name),
+        };
+    }
+
+    /// Puts back a meta record's earlier bytes (`None`: never written).
+    pub fn restore_blob(&mut self, name: &str, old: Option<Vec<u8>>) {
+        match old {
+            Some(v) => self.blobs.insert(name.to_owned(), v),
+            None => self.blobs.remove(name),
+        };
+    }
 }
 
 impl Storage for MemStorage {
