@@ -100,6 +100,13 @@ enum Commands {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run golden scenario scripts (`stages/*/scenarios/*.txt`) in the simulator and print
+    /// their transcripts.
+    Scenario {
+        /// Scenario files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Simulate a cluster deterministically: run a workload under faults on virtual time, and
     /// judge its history.
     ///
@@ -245,6 +252,27 @@ fn main() -> ExitCode {
                 shrink_steps,
             };
             return check(property, format, json, &budget, &files);
+        }
+        Commands::Scenario { files } => {
+            let mut status = 0;
+            for file in &files {
+                let text = match std::fs::read_to_string(file) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        eprintln!("error: {}: {e}", file.display());
+                        status = 2;
+                        continue;
+                    }
+                };
+                match dkvs::sim::script::run(&text) {
+                    Ok(transcript) => print!("{transcript}"),
+                    Err(e) => {
+                        eprintln!("error: {}: {e}", file.display());
+                        status = 2;
+                    }
+                }
+            }
+            return ExitCode::from(status);
         }
         Commands::Sim {
             config,

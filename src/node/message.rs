@@ -69,10 +69,11 @@ pub struct Write {
 }
 
 impl fmt::Display for Write {
-    /// `set k (3 B)` or `del k`; values are not printed, they may be large or binary.
+    /// `set k=v` for a short printable value, `set k (300 B)` otherwise (values may be
+    /// large or binary); `del k`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.value {
-            Some(value) => write!(f, "set {} ({} B)", Key(&self.key), value.len()),
+            Some(value) => write!(f, "set {}{}", Key(&self.key), ShownValue(value)),
             None => write!(f, "del {}", Key(&self.key)),
         }
     }
@@ -215,7 +216,7 @@ impl Message {
 }
 
 impl fmt::Display for Message {
-    /// One short line, e.g. `ordered 4 n2#1 set k (3 B)`.
+    /// One short line, e.g. `ordered 4 n2#1 set k=v`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Message::Update { id, stamp, write } => write!(f, "update {id} @{stamp} {write}"),
@@ -249,6 +250,23 @@ impl fmt::Display for Message {
             Message::Resend {
                 origin, from_seq, ..
             } => write!(f, "resend n{origin} from {from_seq}"),
+        }
+    }
+}
+
+/// A value for display after its key: `=v` when it is short printable ASCII, ` (N B)`
+/// otherwise, so a trace line stays one short line whatever the value.
+pub struct ShownValue<'a>(pub &'a [u8]);
+
+impl fmt::Display for ShownValue<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 16;
+        let v = self.0;
+        if v.len() <= SHOWN && v.iter().all(|b| b.is_ascii_graphic()) {
+            // Graphic ASCII has no spaces or control bytes to escape.
+            write!(f, "={}", v.escape_ascii())
+        } else {
+            write!(f, " ({} B)", v.len())
         }
     }
 }
@@ -354,5 +372,24 @@ mod tests {
         assert_eq!(write.to_string(), format!("set {}… (3 B)", "x".repeat(32)));
         let read = Operation::Read { key: vec![0, b'a'] };
         assert_eq!(read.to_string(), "get \\x00a");
+    }
+
+    #[test]
+    fn short_printable_values_are_shown_and_others_measured() {
+        let set = |v: &[u8]| {
+            Write {
+                key: b"k".to_vec(),
+                value: Some(v.to_vec()),
+            }
+            .to_string()
+        };
+        assert_eq!(set(b"v1"), "set k=v1");
+        assert_eq!(
+            set(b"two words"),
+            "set k (9 B)",
+            "a space would read as a new field"
+        );
+        assert_eq!(set(&[b'a'; 17]), "set k (17 B)", "long values are measured");
+        assert_eq!(set(b""), "set k=", "the empty value is shown as empty");
     }
 }

@@ -764,7 +764,7 @@ fn reply(
 ) {
     let detail = match &response {
         Response::Ok => format!("request {}: ok", id.0),
-        Response::Value(v) => format!("request {}: value ({} B)", id.0, v.len()),
+        Response::Value(v) => format!("request {}: value{}", id.0, message::ShownValue(v)),
         Response::NotFound => format!("request {}: not found", id.0),
         Response::Err(e) => format!("request {}: err {e}", id.0),
     };
@@ -777,10 +777,10 @@ fn trace_request(out: &mut Vec<Output>, node: NodeId, lamport: u64, id: RequestI
     let detail = match r {
         Request::Get { key } => format!("request {}: get {}", id.0, key.escape_ascii()),
         Request::Set { key, value } => format!(
-            "request {}: set {} ({} B)",
+            "request {}: set {}{}",
             id.0,
             key.escape_ascii(),
-            value.len()
+            message::ShownValue(value)
         ),
         Request::Del { key } => format!("request {}: del {}", id.0, key.escape_ascii()),
     };

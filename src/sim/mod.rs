@@ -475,6 +475,11 @@ impl Sim {
                 .all(|m| m.pending() == 0 && m.ready())
     }
 
+    /// Whether request `id`'s answer waits to be taken by [`Sim::take_replies`].
+    pub fn has_reply(&self, id: RequestId) -> bool {
+        self.replies.iter().any(|r| r.id == id)
+    }
+
     /// Answers given since the last call.
     pub fn take_replies(&mut self) -> Vec<Reply> {
         std::mem::take(&mut self.replies)
