@@ -65,8 +65,8 @@ use std::collections::BTreeMap;
 
 use super::{
     Input, LamportClock, Lease, Message, Mode, MsgId, NodeId, NodeOptions, Operation, Output,
-    RequestId, Stamp, Storage, StorageError, TraceKind, Versioned, Write, ignore, read_local,
-    reply, send, trace, trace_receive, trace_request, write_response,
+    RequestId, Stamp, Storage, StorageError, TraceKind, Tracer, Versioned, Write, ignore,
+    read_local, reply, send, trace, trace_receive, trace_request, write_response,
 };
 
 /// A replica in eventual mode.
@@ -74,6 +74,8 @@ use super::{
 pub struct Eventual {
     /// This node.
     me: NodeId,
+    /// Whether trace events are wanted ([`Mode::set_tracing`]).
+    tracing: bool,
     /// Every other node, sorted.
     peers: Vec<NodeId>,
     /// Retry interval and outbox bound.
@@ -134,6 +136,14 @@ impl Outbox {
 }
 
 impl Eventual {
+    /// The trace helpers' view of this node.
+    fn tracer(&self) -> Tracer {
+        Tracer {
+            node: self.me,
+            on: self.tracing,
+        }
+    }
+
     /// Recovers the node from `storage` (clock and id counter; values are read as needed).
     ///
     /// # Errors
@@ -148,6 +158,7 @@ impl Eventual {
         let id_lease = Lease::recover("msg_seq", storage)?;
         Ok(Eventual {
             me,
+            tracing: true,
             outboxes: peers.iter().map(|&p| (p, Outbox::default())).collect(),
             peers,
             options,
@@ -166,11 +177,11 @@ impl Eventual {
         storage: &mut dyn Storage,
         out: &mut Vec<Output>,
     ) -> Result<(), StorageError> {
-        trace_request(out, self.me, self.clock.time(), id, &request);
+        trace_request(out, self.tracer(), self.clock.time(), id, &request);
         let write = match request.into_operation() {
             Operation::Read { key } => {
                 let response = read_local(storage, &key);
-                reply(out, self.me, self.clock.time(), id, None, response);
+                reply(out, self.tracer(), self.clock.time(), id, None, response);
                 return Ok(());
             }
             Operation::Write(write) => write,
@@ -186,7 +197,7 @@ impl Eventual {
                 );
                 reply(
                     out,
-                    self.me,
+                    self.tracer(),
                     self.clock.time(),
                     id,
                     None,
@@ -212,11 +223,11 @@ impl Eventual {
         )?;
         trace(
             out,
-            self.me,
+            self.tracer(),
             stamp.time,
             TraceKind::Apply,
             Some(msg_id),
-            format!("{write} @{stamp}"),
+            || format!("{write} @{stamp}"),
         );
 
         for &peer in &self.peers {
@@ -235,11 +246,11 @@ impl Eventual {
                 stamp,
                 write: write.clone(),
             };
-            send(out, self.me, stamp.time, peer, update);
+            send(out, self.tracer(), stamp.time, peer, update);
         }
         let existed = old.is_some_and(|v| v.value.is_some());
         let response = write_response(&write, existed);
-        reply(out, self.me, stamp.time, id, Some(msg_id), response);
+        reply(out, self.tracer(), stamp.time, id, Some(msg_id), response);
         Ok(())
     }
 
@@ -258,11 +269,11 @@ impl Eventual {
             } else {
                 "unknown sender"
             };
-            ignore(out, self.me, self.clock.time(), from, &message, why);
+            ignore(out, self.tracer(), self.clock.time(), from, &message, why);
             return Ok(());
         }
         let time = self.clock.observe(message.time());
-        trace_receive(out, self.me, time, from, &message);
+        trace_receive(out, self.tracer(), time, from, &message);
         match message {
             Message::Update { id, stamp, write } => {
                 let old = storage.get(&write.key)?;
@@ -271,11 +282,11 @@ impl Eventual {
                         // A duplicate, or an older write arriving late: the stored one wins.
                         trace(
                             out,
-                            self.me,
+                            self.tracer(),
                             time,
                             TraceKind::Deliver,
                             Some(id),
-                            format!("{write} @{stamp}: kept @{}", old.stamp),
+                            || format!("{write} @{stamp}: kept @{}", old.stamp),
                         );
                     }
                     _ => {
@@ -286,19 +297,20 @@ impl Eventual {
                                 stamp,
                             },
                         )?;
-                        trace(
-                            out,
-                            self.me,
-                            time,
-                            TraceKind::Apply,
-                            Some(id),
-                            format!("{write} @{stamp}"),
-                        );
+                        trace(out, self.tracer(), time, TraceKind::Apply, Some(id), || {
+                            format!("{write} @{stamp}")
+                        });
                     }
                 }
                 // Acknowledge either way: the sender only needs to know we have it.
                 let time = self.clock.tick();
-                send(out, self.me, time, from, Message::UpdateAck { id, time });
+                send(
+                    out,
+                    self.tracer(),
+                    time,
+                    from,
+                    Message::UpdateAck { id, time },
+                );
             }
             Message::UpdateAck { id, .. } => {
                 if let Some(outbox) = self.outboxes.get_mut(&from) {
@@ -313,7 +325,8 @@ impl Eventual {
     /// Resends unacknowledged updates: those older than the retry interval, or every one for
     /// `peer_up`.
     fn resend(&mut self, peer_up: Option<NodeId>, out: &mut Vec<Output>) {
-        let (me, time, now) = (self.me, self.clock.time(), self.now_ms);
+        let (time, now) = (self.clock.time(), self.now_ms);
+        let tracer = self.tracer();
         let retry = self.options.retry_interval_ms;
         for (&peer, outbox) in &mut self.outboxes {
             if peer_up.is_some_and(|p| p != peer) {
@@ -332,7 +345,7 @@ impl Eventual {
                         value: u.value.clone(),
                     },
                 };
-                send(out, me, time, peer, update);
+                send(out, tracer, time, peer, update);
             }
         }
     }
@@ -359,6 +372,10 @@ impl Mode for Eventual {
 
     fn id(&self) -> NodeId {
         self.me
+    }
+
+    fn set_tracing(&mut self, on: bool) {
+        self.tracing = on;
     }
 
     fn pending(&self) -> usize {

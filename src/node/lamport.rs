@@ -145,8 +145,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{
     CATCH_UP_BATCH, CATCH_UP_BATCH_BYTES, Input, LamportClock, Lease, Message, Mode, MsgId, NodeId,
     NodeOptions, Operation, Output, Request, RequestId, Response, Stamp, Storage, StorageError,
-    TraceKind, Write, apply_ordered, batch, ignore, read_local, reply, send, trace, trace_receive,
-    trace_request, write_response,
+    TraceKind, Tracer, Write, apply_ordered, batch, ignore, read_local, reply, send, trace,
+    trace_receive, trace_request, write_response,
 };
 
 /// A replica in the Lamport-ordered modes (`sequential` or `linearizable`).
@@ -154,6 +154,8 @@ use super::{
 pub struct Lamport {
     /// This node.
     me: NodeId,
+    /// Whether trace events are wanted ([`Mode::set_tracing`]).
+    tracing: bool,
     /// Every other node, sorted.
     peers: Vec<NodeId>,
     /// Whether reads go through the order (`linearizable`) or are local (`sequential`).
@@ -324,6 +326,14 @@ impl Saved {
 }
 
 impl Lamport {
+    /// The trace helpers' view of this node.
+    fn tracer(&self) -> Tracer {
+        Tracer {
+            node: self.me,
+            on: self.tracing,
+        }
+    }
+
     /// Recovers the node from `storage`: clock, broadcast counter, delivered positions, and
     /// its own broadcasts from the ring (see "A restart" in the module docs).
     ///
@@ -373,6 +383,7 @@ impl Lamport {
         };
         let mut node = Lamport {
             me,
+            tracing: true,
             peers,
             linearizable,
             options,
@@ -499,9 +510,9 @@ impl Lamport {
         storage: &mut dyn Storage,
         out: &mut Vec<Output>,
     ) -> Result<(), StorageError> {
-        trace_request(out, self.me, self.clock.time(), id, &request);
+        trace_request(out, self.tracer(), self.clock.time(), id, &request);
         let refuse = |why: String, out: &mut Vec<Output>, time| {
-            reply(out, self.me, time, id, None, Response::Err(why));
+            reply(out, self.tracer(), time, id, None, Response::Err(why));
         };
         if !self.holds_own() {
             refuse("not ready: catching up".into(), out, self.clock.time());
@@ -512,7 +523,7 @@ impl Lamport {
             && !self.linearizable
         {
             let response = read_local(storage, key);
-            reply(out, self.me, self.clock.time(), id, None, response);
+            reply(out, self.tracer(), self.clock.time(), id, None, response);
             return Ok(());
         }
         let undelivered = self.own_undelivered();
@@ -568,7 +579,7 @@ impl Lamport {
                 stamp,
                 op: held.op.clone(),
             };
-            send(out, self.me, stamp.time, peer, broadcast);
+            send(out, self.tracer(), stamp.time, peer, broadcast);
         }
         if !self.peers.is_empty() {
             self.outbox.insert(
@@ -628,11 +639,11 @@ impl Lamport {
         out: &mut Vec<Output>,
     ) -> Result<(), StorageError> {
         if let Some(why) = self.reject(from, &message) {
-            ignore(out, self.me, self.clock.time(), from, &message, why);
+            ignore(out, self.tracer(), self.clock.time(), from, &message, why);
             return Ok(());
         }
         let time = self.clock.observe(message.time());
-        trace_receive(out, self.me, time, from, &message);
+        trace_receive(out, self.tracer(), time, from, &message);
         match message {
             Message::Broadcast { id, stamp, op } => {
                 let origin = self.origin(id.origin);
@@ -644,7 +655,7 @@ impl Lamport {
                         stamp: Stamp::new(time, self.me),
                         last_own: self.own_seq,
                     };
-                    send(out, self.me, time, from, ack);
+                    send(out, self.tracer(), time, from, ack);
                 } else {
                     origin.known = origin.known.max(id.seq);
                     origin.early.entry(id.seq).or_insert(Held { stamp, op });
@@ -676,6 +687,7 @@ impl Lamport {
     /// acknowledging each to everyone.
     fn accept(&mut self, node: NodeId, out: &mut Vec<Output>) {
         let (me, own_seq) = (self.me, self.own_seq);
+        let tracer = self.tracer();
         loop {
             let origin = self.origin(node);
             let seq = origin.received + 1;
@@ -699,7 +711,7 @@ impl Lamport {
                         stamp: Stamp::new(time, me),
                         last_own: own_seq,
                     };
-                    send(out, me, time, peer, ack);
+                    send(out, tracer, time, peer, ack);
                 }
             }
         }
@@ -783,7 +795,7 @@ impl Lamport {
                 stamp: held.stamp,
                 op: held.op,
             };
-            send(out, self.me, time, to, broadcast);
+            send(out, self.tracer(), time, to, broadcast);
         }
     }
 
@@ -848,6 +860,7 @@ impl Lamport {
         out: &mut Vec<Output>,
     ) -> Result<(), StorageError> {
         let (me, time, capacity) = (self.me, self.clock.time(), self.options.log_capacity);
+        let tracer = self.tracer();
         let origin = self.origin(id.origin);
         debug_assert_eq!(
             id.seq,
@@ -860,25 +873,15 @@ impl Lamport {
             .expect("queued broadcasts are held until delivered")
             .op
             .clone();
-        trace(
-            out,
-            me,
-            time,
-            TraceKind::Deliver,
-            Some(id),
-            format!("@{stamp}: {op}"),
-        );
+        trace(out, tracer, time, TraceKind::Deliver, Some(id), || {
+            format!("@{stamp}: {op}")
+        });
         let mut existed = false;
         if let Operation::Write(write) = &op {
             existed = apply_ordered(storage, write, stamp)?;
-            trace(
-                out,
-                me,
-                time,
-                TraceKind::Apply,
-                Some(id),
-                format!("@{stamp}: {write}"),
-            );
+            trace(out, tracer, time, TraceKind::Apply, Some(id), || {
+                format!("@{stamp}: {write}")
+            });
         }
         // After the value: a crash in between re-applies this same write, which is harmless.
         storage.put_meta(&delivered_meta(id.origin), id.seq)?;
@@ -897,14 +900,15 @@ impl Lamport {
                 // Answered here, at its place: it sees every write ordered before it.
                 Operation::Read { key } => read_local(storage, key),
             };
-            reply(out, me, time, client, Some(id), response);
+            reply(out, tracer, time, client, Some(id), response);
         }
         Ok(())
     }
 
     fn on_tick(&mut self, now_ms: u64, out: &mut Vec<Output>) {
         self.now_ms = self.now_ms.max(now_ms);
-        let (me, now, retry) = (self.me, self.now_ms, self.options.retry_interval_ms);
+        let (now, retry) = (self.now_ms, self.options.retry_interval_ms);
+        let tracer = self.tracer();
         let time = self.clock.time();
 
         for (&id, outgoing) in &mut self.outbox {
@@ -916,7 +920,7 @@ impl Lamport {
                         stamp: outgoing.held.stamp,
                         op: outgoing.held.op.clone(),
                     };
-                    send(out, me, time, peer, broadcast);
+                    send(out, tracer, time, peer, broadcast);
                 }
             }
         }
@@ -955,7 +959,7 @@ impl Lamport {
                             from_seq,
                             time,
                         };
-                        send(out, me, time, peer, resend);
+                        send(out, tracer, time, peer, resend);
                     }
                 }
                 Some(_) => {}
@@ -980,7 +984,7 @@ impl Lamport {
                 stamp,
                 op: held.op.clone(),
             };
-            send(out, self.me, self.clock.time(), peer, broadcast);
+            send(out, self.tracer(), self.clock.time(), peer, broadcast);
         }
     }
 
@@ -993,7 +997,7 @@ impl Lamport {
                 from_seq: origin.received + 1,
                 time,
             };
-            send(out, self.me, time, peer, resend);
+            send(out, self.tracer(), time, peer, resend);
         }
     }
 
@@ -1001,7 +1005,8 @@ impl Lamport {
         if !self.peers.contains(&peer) {
             return;
         }
-        let (me, now, time) = (self.me, self.now_ms, self.clock.time());
+        let (now, time) = (self.now_ms, self.clock.time());
+        let tracer = self.tracer();
         for (&id, outgoing) in &mut self.outbox {
             if outgoing.missing.contains(&peer) {
                 outgoing.sent_ms = now;
@@ -1010,7 +1015,7 @@ impl Lamport {
                     stamp: outgoing.held.stamp,
                     op: outgoing.held.op.clone(),
                 };
-                send(out, me, time, peer, broadcast);
+                send(out, tracer, time, peer, broadcast);
             }
         }
         if let Some((&stamp, &id)) = self.queue.first_key_value() {
@@ -1046,6 +1051,10 @@ impl Mode for Lamport {
 
     fn id(&self) -> NodeId {
         self.me
+    }
+
+    fn set_tracing(&mut self, on: bool) {
+        self.tracing = on;
     }
 
     fn pending(&self) -> usize {

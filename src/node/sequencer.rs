@@ -176,8 +176,9 @@ use std::collections::btree_map::Entry as MapEntry;
 
 use super::{
     Input, LamportClock, Lease, Message, Mode, MsgId, NodeId, NodeOptions, Operation, Output,
-    Request, RequestId, Response, Stamp, Storage, StorageError, TraceKind, Write, apply_ordered,
-    batch, ignore, read_local, reply, send, trace, trace_receive, trace_request, write_response,
+    Request, RequestId, Response, Stamp, Storage, StorageError, TraceKind, Tracer, Write,
+    apply_ordered, batch, ignore, read_local, reply, send, trace, trace_receive, trace_request,
+    write_response,
 };
 
 /// How long, in retry intervals, a follower counts as alive after it was last heard from (or
@@ -193,6 +194,8 @@ pub const LIVE_INTERVALS: u64 = 2;
 pub struct Sequencer {
     /// This node.
     me: NodeId,
+    /// Whether trace events are wanted ([`Mode::set_tracing`]).
+    tracing: bool,
     /// Every other node, sorted.
     peers: Vec<NodeId>,
     /// The node that numbers operations: the smallest id of the cluster.
@@ -298,6 +301,14 @@ struct Resent {
 }
 
 impl Sequencer {
+    /// The trace helpers' view of this node.
+    fn tracer(&self) -> Tracer {
+        Tracer {
+            node: self.me,
+            on: self.tracing,
+        }
+    }
+
     /// Recovers the node from `storage`: clock, id counter, delivered position and, on the
     /// sequencer, the last number handed out and the ordered log (see "The durable ordered log"
     /// in the module docs).
@@ -341,6 +352,7 @@ impl Sequencer {
         }
         Ok(Sequencer {
             me,
+            tracing: true,
             peers,
             sequencer,
             linearizable,
@@ -423,10 +435,10 @@ impl Sequencer {
         storage: &mut dyn Storage,
         out: &mut Vec<Output>,
     ) -> Result<(), StorageError> {
-        trace_request(out, self.me, self.clock.time(), id, &request);
+        trace_request(out, self.tracer(), self.clock.time(), id, &request);
         if !self.ready {
             let response = Response::Err("not ready: catching up".into());
-            reply(out, self.me, self.clock.time(), id, None, response);
+            reply(out, self.tracer(), self.clock.time(), id, None, response);
             return Ok(());
         }
         let op = request.into_operation();
@@ -434,7 +446,7 @@ impl Sequencer {
             && !self.linearizable
         {
             let response = read_local(storage, key);
-            reply(out, self.me, self.clock.time(), id, None, response);
+            reply(out, self.tracer(), self.clock.time(), id, None, response);
             return Ok(());
         }
         if self.waiting.len() >= self.options.max_pending {
@@ -444,7 +456,7 @@ impl Sequencer {
             );
             reply(
                 out,
-                self.me,
+                self.tracer(),
                 self.clock.time(),
                 id,
                 None,
@@ -461,7 +473,7 @@ impl Sequencer {
             );
             reply(
                 out,
-                self.me,
+                self.tracer(),
                 self.clock.time(),
                 id,
                 None,
@@ -485,7 +497,7 @@ impl Sequencer {
         } else {
             let time = self.clock.tick();
             if let Some(forward) = self.forward(msg_id, time) {
-                send(out, self.me, time, self.sequencer, forward);
+                send(out, self.tracer(), time, self.sequencer, forward);
             }
         }
         Ok(())
@@ -520,7 +532,7 @@ impl Sequencer {
         let time = self.clock.tick();
         for id in ids {
             if let Some(forward) = self.forward(id, time) {
-                send(out, self.me, time, self.sequencer, forward);
+                send(out, self.tracer(), time, self.sequencer, forward);
             }
             if let Some(waiting) = self.waiting.get_mut(&id) {
                 waiting.sent_ms = self.now_ms;
@@ -544,7 +556,7 @@ impl Sequencer {
             let time = self.clock.tick();
             send(
                 out,
-                self.me,
+                self.tracer(),
                 time,
                 from,
                 Message::Ordered { seq, id, op, time },
@@ -642,7 +654,7 @@ impl Sequencer {
                 op: op.clone(),
                 time,
             };
-            send(out, self.me, time, peer, ordered);
+            send(out, self.tracer(), time, peer, ordered);
             let follower = self.followers.entry(peer).or_default();
             follower.sent_ms = self.now_ms;
             follower.streamed_from.get_or_insert(seq);
@@ -667,11 +679,11 @@ impl Sequencer {
         let time = self.clock.time();
         trace(
             out,
-            self.me,
+            self.tracer(),
             time,
             TraceKind::Deliver,
             Some(entry.id),
-            format!("{seq}: {}", entry.op),
+            || format!("{seq}: {}", entry.op),
         );
         let mut existed = false;
         if let Operation::Write(write) = &entry.op {
@@ -680,11 +692,11 @@ impl Sequencer {
             existed = apply_ordered(storage, write, stamp)?;
             trace(
                 out,
-                self.me,
+                self.tracer(),
                 time,
                 TraceKind::Apply,
                 Some(entry.id),
-                format!("{seq}: {write}"),
+                || format!("{seq}: {write}"),
             );
         }
         // After the value: a crash in between re-applies this same write, which is harmless.
@@ -699,7 +711,14 @@ impl Sequencer {
                 // Answered here, at its place: it sees every write ordered before it.
                 Operation::Read { key } => read_local(storage, key),
             };
-            reply(out, self.me, time, waiting.client, Some(entry.id), response);
+            reply(
+                out,
+                self.tracer(),
+                time,
+                waiting.client,
+                Some(entry.id),
+                response,
+            );
         }
 
         self.log_ids.insert(entry.id, seq);
@@ -768,11 +787,11 @@ impl Sequencer {
             self.followers.entry(from).or_default().live_ms = Some(self.now_ms);
         }
         if let Some(why) = self.reject(from, &message) {
-            ignore(out, self.me, self.clock.time(), from, &message, why);
+            ignore(out, self.tracer(), self.clock.time(), from, &message, why);
             return Ok(());
         }
         let time = self.clock.observe(message.time());
-        trace_receive(out, self.me, time, from, &message);
+        trace_receive(out, self.tracer(), time, from, &message);
         match message {
             Message::Forward { id, op, after, .. } => {
                 self.on_forward(from, id, op, after, storage, out)?;
@@ -788,9 +807,15 @@ impl Sequencer {
                         slot.insert(Entry { id, op });
                     }
                     MapEntry::Occupied(held) if held.get().id != id => {
-                        let detail =
-                            format!("{seq}: conflict, {} held, {id} ignored", held.get().id);
-                        trace(out, self.me, time, TraceKind::Deliver, Some(id), detail);
+                        let held = held.get().id;
+                        trace(
+                            out,
+                            self.tracer(),
+                            time,
+                            TraceKind::Deliver,
+                            Some(id),
+                            || format!("{seq}: conflict, {held} held, {id} ignored"),
+                        );
                     }
                     MapEntry::Occupied(_) => {}
                 }
@@ -847,7 +872,7 @@ impl Sequencer {
                     op: entry.op.clone(),
                     time,
                 };
-                send(out, self.me, time, from, ordered);
+                send(out, self.tracer(), time, from, ordered);
             }
             if self.is_sequencer()
                 && let Some(next) = next
@@ -870,7 +895,7 @@ impl Sequencer {
                 last_seq: self.ordered,
                 time,
             };
-            send(out, self.me, time, from, answer);
+            send(out, self.tracer(), time, from, answer);
         }
     }
 
@@ -913,7 +938,7 @@ impl Sequencer {
             if everyone || peer == self.sequencer {
                 send(
                     out,
-                    self.me,
+                    self.tracer(),
                     time,
                     peer,
                     Message::CatchUp { from_seq, time },
@@ -1039,7 +1064,7 @@ impl Sequencer {
                         op: entry.op.clone(),
                         time,
                     };
-                    send(out, self.me, time, peer, ordered);
+                    send(out, self.tracer(), time, peer, ordered);
                 }
             }
             _ => {
@@ -1048,7 +1073,7 @@ impl Sequencer {
                     last_seq: ordered,
                     time,
                 };
-                send(out, self.me, time, peer, position);
+                send(out, self.tracer(), time, peer, position);
             }
         }
     }
@@ -1066,7 +1091,7 @@ impl Sequencer {
                 let from_seq = self.delivered + 1;
                 send(
                     out,
-                    self.me,
+                    self.tracer(),
                     time,
                     peer,
                     Message::CatchUp { from_seq, time },
@@ -1080,7 +1105,7 @@ impl Sequencer {
             let from_seq = self.delivered + 1;
             send(
                 out,
-                self.me,
+                self.tracer(),
                 time,
                 peer,
                 Message::CatchUp { from_seq, time },
@@ -1107,6 +1132,10 @@ impl Mode for Sequencer {
 
     fn id(&self) -> NodeId {
         self.me
+    }
+
+    fn set_tracing(&mut self, on: bool) {
+        self.tracing = on;
     }
 
     fn pending(&self) -> usize {

@@ -661,6 +661,9 @@ impl Actor {
             }
             let mut storage = StoreStorage::new(&self.store);
             out.clear();
+            // Trace events are built only while someone watches (`trace` on a connection):
+            // formatting them costs a few per cent of the node's CPU.
+            self.mode.set_tracing(self.trace.receiver_count() > 0);
             for input in inputs.drain(..) {
                 if let Err(e) = self.mode.step(input, &mut storage, &mut out) {
                     // The store failed under us: nothing this node says can be trusted now.

@@ -414,9 +414,14 @@ impl Sim {
         sim
     }
 
-    /// Keeps trace events (the default) or not.
+    /// Keeps trace events (the default) or not. Off, the nodes do not even build them.
     pub fn set_tracing(&mut self, on: bool) {
         self.tracing = on;
+        for n in self.nodes.values_mut() {
+            if let Some(mode) = n.mode.as_mut() {
+                mode.set_tracing(on);
+            }
+        }
     }
 
     /// The configuration the cluster was built from.
@@ -611,6 +616,8 @@ impl Sim {
             self.config.options,
         )
         .expect("the simulator's disks do not fail");
+        let mut mode = mode;
+        mode.set_tracing(self.tracing);
         n.mode = Some(mode);
     }
 
