@@ -100,6 +100,24 @@ enum Commands {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Draw a recorded trace (JSON lines from `dkvs sim --trace-out`, or captured from a node's
+    /// `trace` command) as a Lamport diagram, or as an event list.
+    Diagram {
+        /// The trace file; `-` reads standard input.
+        file: PathBuf,
+        /// One line per event instead of a diagram.
+        #[arg(long)]
+        list: bool,
+        /// The widest a line may be.
+        #[arg(long, default_value_t = 100)]
+        width: usize,
+        /// Only events at or after this time (milliseconds, as the diagram's margin shows).
+        #[arg(long)]
+        from_ms: Option<f64>,
+        /// Only events at or before this time.
+        #[arg(long)]
+        to_ms: Option<f64>,
+    },
     /// Run golden scenario scripts (`stages/*/scenarios/*.txt`) in the simulator and print
     /// their transcripts.
     Scenario {
@@ -253,6 +271,13 @@ fn main() -> ExitCode {
             };
             return check(property, format, json, &budget, &files);
         }
+        Commands::Diagram {
+            file,
+            list,
+            width,
+            from_ms,
+            to_ms,
+        } => diagram(&file, list, width, from_ms, to_ms),
         Commands::Scenario { files } => {
             let mut status = 0;
             for file in &files {
@@ -749,4 +774,51 @@ fn explain(result: &dkvs::sim::run::RunResult, nodes: &[u32]) {
             );
         }
     }
+}
+
+/// `dkvs diagram`: reads trace events, leniently (a capture from a node's `trace` command
+/// starts with an `OK` line and may hold `{"lost":N}` notes), and draws them.
+fn diagram(
+    file: &Path,
+    list: bool,
+    width: usize,
+    from_ms: Option<f64>,
+    to_ms: Option<f64>,
+) -> anyhow::Result<()> {
+    let text = if file == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?
+    };
+    let mut events = Vec::new();
+    let mut skipped = 0usize;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str::<dkvs::node::TraceEvent>(line) {
+            Ok(e) => events.push(e),
+            Err(_) => skipped += 1,
+        }
+    }
+    let from_us = from_ms.map(|ms| (ms * 1000.0) as u64);
+    let to_us = to_ms.map(|ms| (ms * 1000.0) as u64);
+    events.retain(|e| match e.at_us {
+        Some(t) => from_us.is_none_or(|f| t >= f) && to_us.is_none_or(|u| t <= u),
+        None => true,
+    });
+    let mut nodes: Vec<u32> = events.iter().map(|e| e.node).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    let options = dkvs::trace::DiagramOptions {
+        width,
+        ..dkvs::trace::DiagramOptions::default()
+    };
+    if list {
+        print!("{}", dkvs::trace::event_list(&events));
+    } else {
+        print!("{}", dkvs::trace::diagram(&events, &nodes, &options));
+    }
+    if skipped > 0 {
+        eprintln!("({skipped} lines were not trace events and were left out)");
+    }
+    Ok(())
 }
