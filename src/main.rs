@@ -131,45 +131,7 @@ enum Commands {
     /// The same config and seed always give the same run. Exit status: 0 no violation,
     /// 1 a violation (or a cluster that never settled), 2 bad input, 3 unknown (a check ran
     /// out of budget).
-    Sim {
-        /// The cluster's TOML config file (mode, tob, nodes, [replication]).
-        #[arg(long, short)]
-        config: PathBuf,
-        /// The seed of one run.
-        #[arg(long, default_value_t = 1, conflicts_with = "seeds")]
-        seed: u64,
-        /// Sweep seeds `A..B` (both included); stops at the first failing seed.
-        #[arg(long)]
-        seeds: Option<String>,
-        /// Operations per run.
-        #[arg(long, default_value_t = 500)]
-        ops: usize,
-        /// Concurrent clients, spread over the nodes.
-        #[arg(long, default_value_t = 6)]
-        clients: usize,
-        /// Number of keys (few keys, more collisions).
-        #[arg(long, default_value_t = 3)]
-        keys: usize,
-        /// Faults to inject: none, all, or a comma-separated list of partition, crash, drop,
-        /// duplicate, reorder, delay, unsynced.
-        #[arg(long, default_value = "none")]
-        faults: String,
-        /// The property to judge (default: the level the config's mode promises).
-        #[arg(long, value_enum)]
-        check: Option<SimCheckArg>,
-        /// Write the (last) run's trace here, as JSON lines (for `dkvs-tui --replay`).
-        #[arg(long)]
-        trace_out: Option<PathBuf>,
-        /// Write the (last) run's history here, as JSON lines (for `dkvs check`).
-        #[arg(long)]
-        history_out: Option<PathBuf>,
-        /// Print the (last) run's whole trace as a diagram.
-        #[arg(long)]
-        diagram: bool,
-        /// Print one line per seed of a sweep.
-        #[arg(long, short)]
-        verbose: bool,
-    },
+    Sim(SimArgs),
 }
 
 /// `--check` of `dkvs sim`: a property, or none.
@@ -299,34 +261,7 @@ fn main() -> ExitCode {
             }
             return ExitCode::from(status);
         }
-        Commands::Sim {
-            config,
-            seed,
-            seeds,
-            ops,
-            clients,
-            keys,
-            faults,
-            check,
-            trace_out,
-            history_out,
-            diagram,
-            verbose,
-        } => {
-            let args = SimArgs {
-                config,
-                seed,
-                seeds,
-                ops,
-                clients,
-                keys,
-                faults,
-                check,
-                trace_out,
-                history_out,
-                diagram,
-                verbose,
-            };
+        Commands::Sim(args) => {
             return sim(&args).unwrap_or_else(|e| {
                 eprintln!("error: {e:#}");
                 ExitCode::from(2)
@@ -542,18 +477,44 @@ fn serve(config_path: PathBuf, threads: usize, options: ServeOptions) -> anyhow:
 }
 
 /// The arguments of `dkvs sim`.
+#[derive(clap::Args)]
 struct SimArgs {
+    /// The cluster's TOML config file (mode, tob, nodes, [replication]).
+    #[arg(long, short)]
     config: PathBuf,
+    /// The seed of one run.
+    #[arg(long, default_value_t = 1, conflicts_with = "seeds")]
     seed: u64,
+    /// Sweep seeds `A..B` (both included); stops at the first failing seed.
+    #[arg(long)]
     seeds: Option<String>,
+    /// Operations per run.
+    #[arg(long, default_value_t = 500)]
     ops: usize,
+    /// Concurrent clients, spread over the nodes.
+    #[arg(long, default_value_t = 6)]
     clients: usize,
+    /// Number of keys (few keys, more collisions).
+    #[arg(long, default_value_t = 3)]
     keys: usize,
+    /// Faults to inject: none, all, or a comma-separated list of partition, crash, drop,
+    /// duplicate, reorder, delay, unsynced.
+    #[arg(long, default_value = "none")]
     faults: String,
+    /// The property to judge (default: the level the config's mode promises).
+    #[arg(long, value_enum)]
     check: Option<SimCheckArg>,
+    /// Write the (last) run's trace here, as JSON lines (for `dkvs-tui --replay`).
+    #[arg(long)]
     trace_out: Option<PathBuf>,
+    /// Write the (last) run's history here, as JSON lines (for `dkvs check`).
+    #[arg(long)]
     history_out: Option<PathBuf>,
+    /// Print the (last) run's whole trace as a diagram.
+    #[arg(long)]
     diagram: bool,
+    /// Print one line per seed of a sweep.
+    #[arg(long, short)]
     verbose: bool,
 }
 

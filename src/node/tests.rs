@@ -13,32 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 
 use super::*;
-
-/// xorshift64* (Vigna 2016): small, fast, and all we need from randomness here.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn percent(&mut self, p: u64) -> bool {
-        self.next() % 100 < p
-    }
-}
+use crate::sim::Rng;
 
 #[derive(Debug, Clone)]
 struct InFlight {
@@ -250,7 +225,7 @@ impl Cluster {
         if self.net.is_empty() {
             return false;
         }
-        let i = self.rng.below(self.net.len());
+        let i = self.rng.index(self.net.len());
         let m = self.net.swap_remove(i);
         if self.cut.contains(&m.from) || self.cut.contains(&m.to) {
             return true;
@@ -305,9 +280,9 @@ impl Cluster {
 
     /// A random request on a random node: keys from a small set, so writes collide.
     fn random_request(&mut self, on: &[NodeId]) {
-        let id = on[self.rng.below(on.len())];
-        let key = ["a", "b", "c", "d"][self.rng.below(4)];
-        match self.rng.below(100) {
+        let id = on[self.rng.index(on.len())];
+        let key = ["a", "b", "c", "d"][self.rng.index(4)];
+        match self.rng.index(100) {
             0..50 => {
                 let value = format!("v{}", self.next_request + 1);
                 self.set(id, key, &value);
@@ -324,7 +299,7 @@ impl Cluster {
     /// `steps` random events: requests on nodes `on`, deliveries, ticks.
     fn run(&mut self, steps: usize, on: &[NodeId]) {
         for _ in 0..steps {
-            match self.rng.below(100) {
+            match self.rng.index(100) {
                 0..20 => self.random_request(on),
                 20..90 => {
                     self.deliver_one();
@@ -339,7 +314,7 @@ impl Cluster {
     fn run_chaos(&mut self, steps: usize) {
         let all = self.ids.clone();
         for _ in 0..steps {
-            match self.rng.below(1000) {
+            match self.rng.index(1000) {
                 0..180 => self.random_request(&all),
                 180..850 => {
                     self.deliver_one();
@@ -347,7 +322,7 @@ impl Cluster {
                 850..970 => self.tick(RETRY_MS / 2),
                 970..990 => {
                     if self.cut.is_empty() {
-                        let victim = all[self.rng.below(all.len())];
+                        let victim = all[self.rng.index(all.len())];
                         self.cut.insert(victim);
                     } else {
                         self.cut.clear();
@@ -361,7 +336,7 @@ impl Cluster {
                     }
                 }
                 _ => {
-                    let victim = all[self.rng.below(all.len())];
+                    let victim = all[self.rng.index(all.len())];
                     self.close_window(victim);
                     self.restart(victim);
                 }

@@ -14,32 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
-
-/// xorshift64* (Vigna 2016).
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn percent(&mut self, p: u64) -> bool {
-        self.next() % 100 < p
-    }
-}
+use crate::sim::Rng;
 
 #[derive(Debug, Clone)]
 struct InFlight {
@@ -200,7 +175,7 @@ impl Cluster {
         if self.net.is_empty() {
             return false;
         }
-        let i = self.rng.below(self.net.len());
+        let i = self.rng.index(self.net.len());
         let m = self.net.swap_remove(i);
         if self.rng.percent(self.drop_percent) {
             return true;
@@ -265,9 +240,9 @@ impl Cluster {
 
     /// A random request on a random node: keys from a small set, so writes collide.
     fn random_request(&mut self) {
-        let id = self.ids[self.rng.below(self.ids.len())];
-        let key = ["a", "b", "c", "d"][self.rng.below(4)];
-        match self.rng.below(100) {
+        let id = self.ids[self.rng.index(self.ids.len())];
+        let key = ["a", "b", "c", "d"][self.rng.index(4)];
+        match self.rng.index(100) {
             0..50 => {
                 let value = format!("v{}", self.next_request + 1);
                 self.set(id, key, &value);
@@ -285,7 +260,7 @@ impl Cluster {
     /// of the whole cluster at once — at any moment, whatever is in flight.
     fn run_crashing(&mut self, steps: usize) {
         for _ in 0..steps {
-            match self.rng.below(1000) {
+            match self.rng.index(1000) {
                 0..200 => self.random_request(),
                 200..860 => {
                     // A busy network carries more at once: keeps latency, and so retries, sane.
@@ -295,12 +270,12 @@ impl Cluster {
                 }
                 860..975 => self.tick(RETRY_MS / 2),
                 975..990 => {
-                    let victim = self.ids[self.rng.below(self.ids.len())];
+                    let victim = self.ids[self.rng.index(self.ids.len())];
                     self.crash(&[victim]);
                 }
                 990..996 => {
-                    let first = self.rng.below(self.ids.len());
-                    let second = (first + 1 + self.rng.below(self.ids.len() - 1)) % self.ids.len();
+                    let first = self.rng.index(self.ids.len());
+                    let second = (first + 1 + self.rng.index(self.ids.len() - 1)) % self.ids.len();
                     let victims = [self.ids[first], self.ids[second]];
                     self.crash(&victims);
                 }

@@ -12,6 +12,7 @@ use proptest::prelude::*;
 
 use super::sequencer::{LIVE_INTERVALS, decode_entry, encode_entry};
 use super::*;
+use crate::sim::Rng;
 
 const RETRY_MS: u64 = 100;
 /// Virtual time per tick.
@@ -23,32 +24,6 @@ fn options() -> NodeOptions {
         retry_interval_ms: RETRY_MS,
         max_pending: 64,
         log_capacity: CAPACITY,
-    }
-}
-
-/// xorshift64* (Vigna 2016), as in `tests.rs`.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn percent(&mut self, p: u64) -> bool {
-        self.next() % 100 < p
     }
 }
 
@@ -182,7 +157,7 @@ impl Net {
         let mut kept = Vec::new();
         let mut taken: BTreeMap<NodeId, usize> = BTreeMap::new();
         while !batch.is_empty() {
-            let i = self.rng.below(batch.len());
+            let i = self.rng.index(batch.len());
             let m = batch.swap_remove(i);
             if self.cut.contains(&m.from) || self.cut.contains(&m.to) {
                 continue;

@@ -34,6 +34,8 @@
 
 pub mod run;
 pub mod script;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -68,6 +70,16 @@ impl Rng {
     /// A number in `0..n` (0 when `n` is 0).
     pub fn below(&mut self, n: u64) -> u64 {
         if n == 0 { 0 } else { self.next_u64() % n }
+    }
+
+    /// An index into something `len` long (0 when `len` is 0).
+    pub fn index(&mut self, len: usize) -> usize {
+        self.below(len as u64) as usize
+    }
+
+    /// True `p` times in a hundred.
+    pub fn percent(&mut self, p: u64) -> bool {
+        self.below(100) < p
     }
 
     /// A number in `lo..=hi`.
