@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use dkvs::check::jepsen::{self, Format};
 use dkvs::check::{self, Budget, Clock, Property, Report};
 use dkvs::config::Config;
-use dkvs::runtime::{ServeOptions, Server, server};
+use dkvs::runtime::{ServeOptions, server};
 
 /// A teaching toolkit for distributed key-value stores.
 #[derive(Parser)]
@@ -440,40 +440,7 @@ fn cluster(config_path: &Path) -> anyhow::Result<()> {
 
 fn serve(config_path: PathBuf, threads: usize, options: ServeOptions) -> anyhow::Result<()> {
     let config = Config::load(&config_path)?;
-    server::raise_fd_limit();
-    let runtime = match threads {
-        1 => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?,
-        0 => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?,
-        n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build()?,
-    };
-    runtime.block_on(async {
-        let server = Server::start(&config, &options).await?;
-        let report = server.recovery();
-        tracing::info!(
-            segments = report.segments,
-            records = report.records,
-            keys = report.keys,
-            damaged = report.damage.len(),
-            "recovered {}",
-            server.data_dir().display()
-        );
-        server::cancel_on_signals(server.shutdown_token())?;
-        // Tests and scripts read this line to learn the port when started with port 0.
-        println!(
-            "dkvs node {} listening on {}",
-            options.node_id,
-            server.local_addr()
-        );
-        server.run().await?;
-        Ok(())
-    })
+    server::serve(&config, threads, &options)
 }
 
 /// The arguments of `dkvs sim`.

@@ -343,3 +343,48 @@ pub fn raise_fd_limit() {
         }
     }
 }
+
+/// Runs one node of `config` until a signal or a `kill` stops it: the whole of `dkvs serve`
+/// after argument parsing, shared with the terminal client's `--spawn`.
+///
+/// `threads` is the number of threads serving clients: 0 means one per core; 1 runs every
+/// connection on one thread. Prints `dkvs node N listening on ADDR` once it serves (scripts
+/// and tests started with port 0 read the port from it).
+///
+/// # Errors
+/// Anything that keeps the node from starting: the runtime, the data folder, the listener.
+pub fn serve(config: &Config, threads: usize, options: &ServeOptions) -> anyhow::Result<()> {
+    raise_fd_limit();
+    let runtime = match threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        0 => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
+    runtime.block_on(async {
+        let server = Server::start(config, options).await?;
+        let report = server.recovery();
+        tracing::info!(
+            segments = report.segments,
+            records = report.records,
+            keys = report.keys,
+            damaged = report.damage.len(),
+            "recovered {}",
+            server.data_dir().display()
+        );
+        cancel_on_signals(server.shutdown_token())?;
+        println!(
+            "dkvs node {} listening on {}",
+            options.node_id,
+            server.local_addr()
+        );
+        server.run().await?;
+        Ok(())
+    })
+}
