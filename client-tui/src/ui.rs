@@ -148,7 +148,9 @@ fn panel_lines(app: &App) -> Vec<Line<'static>> {
                 ),
                 Span::styled(dot, Style::new().fg(colour)),
                 Span::raw(format!(
-                    "  lamport {}  keys {}  log {log}  pending {}  {ready}",
+                    " {}  lamport {}  keys {}  log {log}  pending {}  {ready}",
+                    // `sequential/sequencer`: the algorithm is in the title already.
+                    get("replication").split('/').next().unwrap_or("-"),
                     get("lamport"),
                     get("keys"),
                     get("pending"),
