@@ -77,6 +77,25 @@ fn the_same_seed_gives_the_same_trace_byte_for_byte() {
 }
 
 #[test]
+fn tracing_does_not_change_the_run() {
+    // `dkvs sim` sweeps without traces and runs a failing seed again with its trace: that is
+    // only sound if the trace changes nothing about the run.
+    let config = SimConfig::new(ModeKind::Sequential, Tob::Sequencer, 3);
+    let traced = options("partition,crash,drop,duplicate,reorder,delay", None);
+    let untraced = RunOptions {
+        trace: false,
+        ..traced.clone()
+    };
+    for seed in [3, 11] {
+        let a = run::run(&config, &traced, seed);
+        let b = run::run(&config, &untraced, seed);
+        assert!(!a.trace.is_empty() && b.trace.is_empty());
+        assert_eq!(a.history, b.history, "seed {seed}");
+        assert_eq!(a.stats, b.stats, "seed {seed}");
+    }
+}
+
+#[test]
 fn linearizable_over_a_sequencer_stays_linearizable_under_faults() {
     sweep(
         ModeKind::Linearizable,

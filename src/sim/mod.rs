@@ -146,6 +146,8 @@ pub struct SimConfig {
     pub lose_unsynced: bool,
     /// How often a node's disk reaches a sync point, when `lose_unsynced` is on.
     pub sync_interval_us: u64,
+    /// Whether to keep trace events (see [`Sim::set_tracing`]); from the first step.
+    pub trace: bool,
 }
 
 impl SimConfig {
@@ -160,6 +162,7 @@ impl SimConfig {
             link: LinkConfig::default(),
             lose_unsynced: false,
             sync_interval_us: 100_000,
+            trace: true,
         }
     }
 
@@ -190,6 +193,7 @@ impl SimConfig {
             link: LinkConfig::default(),
             lose_unsynced: false,
             sync_interval_us: config.storage.sync_interval_ms.max(1) * 1000,
+            trace: true,
         })
     }
 
@@ -394,6 +398,7 @@ impl Sim {
                 }
             }
         }
+        let tracing = config.trace;
         let mut sim = Sim {
             next_tick_us: config.tick_interval_us,
             next_sync_us: config.sync_interval_us,
@@ -406,7 +411,7 @@ impl Sim {
             sent: 0,
             next_request: 0,
             replies: Vec::new(),
-            tracing: true,
+            tracing,
             trace: Vec::new(),
             stats: SimStats::default(),
             out: Vec::new(),

@@ -292,9 +292,9 @@ pub fn run(config: &SimConfig, options: &RunOptions, seed: u64) -> RunResult {
         link.delay_max_us = 20_000;
     }
     config.link = link;
+    config.trace = options.trace;
     let nodes = config.nodes.clone();
     let mut sim = Sim::new(config, seed);
-    sim.set_tracing(options.trace);
     // The workload's own randomness, apart from the network's: adding a fault does not change
     // which operations the clients pick.
     let mut rng = Rng::new(seed ^ 0x5EED_C11E_0000_0000);
