@@ -70,9 +70,11 @@
 //! the sequencer does not hand out a new number while a follower that is **alive** and **within
 //! reach** is `log_capacity / 2` or more numbers behind, as far as its last report says:
 //!
-//! - its own clients get `Err("busy: peer n… is too far behind …")`, and forwards are left
-//!   unnumbered (ignored; their origins retry them), so clients of other nodes wait, and get
-//!   `busy` from their node once its `max_pending` requests wait;
+//! - its own clients' operations wait, unnumbered, and are numbered in their order as soon as
+//!   the follower has caught up (a client sees a delay, not an error; only beyond
+//!   `max_pending` waiting requests does it get `busy`), and forwards are left unnumbered
+//!   (ignored; their origins retry them), so clients of other nodes wait too, and get `busy`
+//!   from their node once its `max_pending` requests wait;
 //! - *alive* means heard from (any message) within [`LIVE_INTERVALS`] retry intervals, or, for
 //!   a follower that had reported everything and so had nothing to say, sent something new
 //!   within that time. A follower that crashes or is cut off stops counting after at most that
@@ -130,7 +132,8 @@
 //! - Operations a node has accepted from its clients and not yet delivered:
 //!   [`NodeOptions::max_pending`]; beyond it, `Err("busy: …")`.
 //! - Numbers handed out beyond an alive follower's last reported position: `log_capacity / 2`
-//!   (flow control, above); beyond it, `Err("busy: …")` on the sequencer.
+//!   (flow control, above); beyond it, the sequencer's own operations wait (within
+//!   `max_pending`) and forwards are ignored until their origins retry.
 //! - Hold-back queue: only numbers up to `delivered + log_capacity` are held; later ones are
 //!   dropped and come back through catch-up.
 //! - Delivered log: the last `log_capacity` operations, on every node; on the sequencer, the
@@ -142,8 +145,9 @@
 //! # Failures: what blocks, what is tolerated
 //!
 //! - Lost, duplicated, delayed, reordered messages: tolerated.
-//! - Overload, slow links: the sequencer answers `busy` rather than let an alive follower fall
-//!   out of reach (flow control, above).
+//! - Overload, slow links: the sequencer slows down rather than let an alive follower fall
+//!   out of reach (flow control, above); clients see `busy` only once `max_pending` requests
+//!   wait.
 //! - A follower down: tolerated; the others go on (after a pause of at most [`LIVE_INTERVALS`]
 //!   retry intervals, if the sequencer was numbering fast when it went silent), and it catches
 //!   up when it returns, if it is not more than `log_capacity` behind. Further behind, it can
@@ -464,23 +468,6 @@ impl Sequencer {
             );
             return Ok(());
         }
-        if self.is_sequencer()
-            && let Some((peer, behind)) = self.lagging()
-        {
-            // Flow control: numbering more would leave that follower further behind.
-            let why = format!(
-                "busy: peer n{peer} is too far behind ({behind} operations not yet acknowledged)"
-            );
-            reply(
-                out,
-                self.tracer(),
-                self.clock.time(),
-                id,
-                None,
-                Response::Err(why),
-            );
-            return Ok(());
-        }
         self.last_id += 1;
         self.id_lease.cover(self.last_id, storage)?;
         let msg_id = MsgId::new(self.me, self.last_id);
@@ -492,12 +479,37 @@ impl Sequencer {
                 sent_ms: self.now_ms,
             },
         );
-        if self.is_sequencer() {
-            self.order(msg_id, op, storage, out)?;
-        } else {
+        // On the sequencer the operation is numbered at the end of this step, by
+        // `order_waiting`, unless flow control holds it back.
+        if !self.is_sequencer() {
             let time = self.clock.tick();
             if let Some(forward) = self.forward(msg_id, time) {
                 send(out, self.tracer(), time, self.sequencer, forward);
+            }
+        }
+        Ok(())
+    }
+
+    /// The sequencer only: numbers its own clients' operations, oldest first, as long as flow
+    /// control lets it. Those it holds back wait (up to `max_pending`, then new ones get
+    /// `busy`) until the lagging follower has caught up, or stops counting as alive: a client
+    /// sees a delay, not an error.
+    fn order_waiting(
+        &mut self,
+        storage: &mut dyn Storage,
+        out: &mut Vec<Output>,
+    ) -> Result<(), StorageError> {
+        while self.lagging().is_none() {
+            let Some((&id, waiting)) = self.waiting.first_key_value() else {
+                break;
+            };
+            let op = waiting.op.clone();
+            self.order(id, op, storage, out)?;
+            if self.waiting.contains_key(&id) {
+                // `deliver` answers (and forgets) the sequencer's own operations at once; if
+                // that ever changes, stop rather than number one operation twice.
+                debug_assert!(false, "{id} numbered but still waiting");
+                break;
             }
         }
         Ok(())
@@ -1126,6 +1138,9 @@ impl Mode for Sequencer {
             Input::Peer { from, message } => self.on_peer(from, message, storage, out)?,
             Input::Tick { now_ms } => self.on_tick(now_ms, storage, out)?,
             Input::PeerUp { peer } => self.on_peer_up(peer, out),
+        }
+        if self.is_sequencer() && self.ready && !self.waiting.is_empty() {
+            self.order_waiting(storage, out)?;
         }
         self.clock_lease.cover(self.clock.time(), storage)
     }
