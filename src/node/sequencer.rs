@@ -82,7 +82,11 @@
 //!   follower down: tolerated" (below);
 //! - *within reach* means the sequencer's log still holds what it needs (reported position
 //!   `+ 1 >=` the log's first number): a follower already out of reach has to catch up from
-//!   its peers, if it can, and waiting for it could stop writes for good.
+//!   its peers, if it can, and waiting for it could stop writes for good;
+//! - a follower that has connected (`PeerUp`) but not reported yet counts as alive at the
+//!   oldest position still within reach. Without this rule a burst of writes right after
+//!   start-up could push a follower out of reach before its first report arrived (the
+//!   simulator found it: a log of 32 and 20 ms links, `tests/sim.rs`).
 //!
 //! A follower's real position is never behind its last report, so a follower that keeps
 //! reporting is never more than `log_capacity / 2` behind. What the sequencer has numbered and
@@ -422,7 +426,12 @@ impl Sequencer {
         let first = self.log_first();
         let live_for = LIVE_INTERVALS.saturating_mul(self.options.retry_interval_ms);
         self.followers.iter().find_map(|(&peer, follower)| {
-            let acked = follower.acked?;
+            // A follower that has not reported since our start (or its reconnection) may be
+            // anywhere: assume the oldest position still within reach, so that numbering stops
+            // once the log holds `margin` numbers it may lack, until it reports. Without this,
+            // a burst of writes right after start-up can leave a follower out of reach before
+            // its first report arrives.
+            let acked = follower.acked.unwrap_or(first.saturating_sub(1));
             let alive = follower
                 .live_ms
                 .is_some_and(|t| self.now_ms <= t.saturating_add(live_for));
@@ -1095,8 +1104,12 @@ impl Sequencer {
             return;
         }
         if self.is_sequencer() {
+            let follower = self.followers.entry(peer).or_default();
             // What was on its way over the old link may be lost.
-            self.followers.entry(peer).or_default().streamed_from = None;
+            follower.streamed_from = None;
+            // A connection is a sign of life: until it reports, flow control counts it as
+            // alive at an unknown position (see `lagging`).
+            follower.live_ms = Some(self.now_ms);
             self.retransmit(peer, true, out);
             if !self.ready {
                 let time = self.clock.tick();
