@@ -123,4 +123,44 @@ fn a_set_on_node_1_shows_as_messages_to_nodes_2_and_3() {
     assert!(screen.contains("n2 from n1: ordered"), "{screen}");
     assert!(screen.contains("n3 from n1: ordered"), "{screen}");
     assert!(screen.contains("n1 set x 1 → OK"), "{screen}");
+
+    // Kill node 2 (K, then y to confirm): the client notices it is gone ...
+    for code in [KeyCode::Char('2'), KeyCode::Char('K'), KeyCode::Char('y')] {
+        tx.send(key(code)).expect("loop alive");
+    }
+    dkvs_tui::run(&mut app, &mut terminal, &rx, &mut io, |app| {
+        Instant::now() > deadline || !app.status[&2].up
+    })
+    .expect("terminal");
+    assert!(!app.status[&2].up, "n2 still shown up after the kill");
+    let screen = terminal.backend().to_string();
+    assert!(screen.contains("n2 killed"), "{screen}");
+    assert!(screen.contains("○ down"), "{screen}");
+
+    // ... and reconnects once it is restarted (R, y), with the write it had before.
+    for code in [KeyCode::Char('R'), KeyCode::Char('y')] {
+        tx.send(key(code)).expect("loop alive");
+    }
+    dkvs_tui::run(&mut app, &mut terminal, &rx, &mut io, |app| {
+        Instant::now() > deadline
+            || (app.status[&2].up
+                && app.status[&2].stats.get("ready").map(String::as_str) == Some("true"))
+    })
+    .expect("terminal");
+    assert!(app.status[&2].up, "n2 never came back:\n{}", logs());
+    for c in "get x".chars() {
+        tx.send(key(KeyCode::Char(c))).expect("loop alive");
+    }
+    tx.send(key(KeyCode::Enter)).expect("loop alive");
+    dkvs_tui::run(&mut app, &mut terminal, &rx, &mut io, |app| {
+        Instant::now() > deadline || app.replies.iter().any(|r| r.command == "get x")
+    })
+    .expect("terminal");
+    let reply = app.replies.iter().find(|r| r.command == "get x");
+    assert_eq!(
+        reply.map(|r| (r.node, r.reply.as_str())),
+        Some((2, "VALUE 1")),
+        "{}",
+        terminal.backend()
+    );
 }
