@@ -84,6 +84,11 @@ pub fn run<B: Backend>(
         for action in actions {
             io.act(app, action);
         }
+        if let Some(spawner) = &mut io.spawner {
+            for (_, why) in spawner.reap() {
+                app.notice = why;
+            }
+        }
         terminal.draw(|f| ui::render(app, f))?;
     }
     Ok(())

@@ -325,6 +325,25 @@ impl Spawner {
         Ok(())
     }
 
+    /// Nodes whose process ended by itself (it could not start, or crashed), each with a line
+    /// saying where its output went; they are forgotten, so each is reported once.
+    pub fn reap(&mut self) -> Vec<(NodeId, String)> {
+        let mut ended = Vec::new();
+        for (&node, child) in &mut self.children {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = self.logs.join(format!("dkvs-tui-n{node}.log"));
+                ended.push((
+                    node,
+                    format!("n{node} exited ({status}); see {}", log.display()),
+                ));
+            }
+        }
+        for (node, _) in &ended {
+            self.children.remove(node);
+        }
+        ended
+    }
+
     /// Kills node `node` at once (SIGKILL).
     pub fn kill(&mut self, node: NodeId) {
         if let Some(mut child) = self.children.remove(&node) {

@@ -164,3 +164,40 @@ fn a_set_on_node_1_shows_as_messages_to_nodes_2_and_3() {
         terminal.backend()
     );
 }
+
+#[test]
+fn a_node_that_cannot_start_is_reported_with_its_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Its client port is taken: the node exits at once.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = taken.local_addr().expect("bound").port();
+    let config = format!(
+        "mode = \"sequential\"\n[storage]\ndata_dir = \"data\"\n\
+         [[nodes]]\nid = 1\nclient = \"127.0.0.1:{port}\"\npeer = \"127.0.0.1:{}\"\n\
+         [[nodes]]\nid = 2\nclient = \"127.0.0.1:{}\"\npeer = \"127.0.0.1:{}\"\n",
+        free_port(),
+        free_port(),
+        free_port()
+    );
+    let path = dir.path().join("dkvs.toml");
+    std::fs::write(&path, config).expect("config written");
+    let mut spawner = net::Spawner::new(
+        env!("CARGO_BIN_EXE_dkvs-tui").into(),
+        &path,
+        dir.path().to_path_buf(),
+    );
+    spawner.start(1).expect("the process starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ended = loop {
+        let ended = spawner.reap();
+        if !ended.is_empty() || Instant::now() > deadline {
+            break ended;
+        }
+        std::thread::sleep(Duration::from_millis(20)); // polling a child's exit status
+    };
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert!(ended[0].1.contains("dkvs-tui-n1.log"), "{ended:?}");
+    assert!(spawner.reap().is_empty(), "reported once");
+    let log = std::fs::read_to_string(dir.path().join("dkvs-tui-n1.log")).expect("log");
+    assert!(log.contains("error"), "the log says why: {log}");
+}
