@@ -68,7 +68,9 @@ fn a_set_on_node_1_shows_as_messages_to_nodes_2_and_3() {
         vec![1, 2, 3],
         true,
     );
-    let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("test backend");
+    // Tall enough for every row a write causes (requests, sends, receipts, deliveries, the
+    // followers' reports), whichever order the three nodes' streams arrive in.
+    let mut terminal = Terminal::new(TestBackend::new(100, 40)).expect("test backend");
     let deadline = Instant::now() + Duration::from_secs(30);
     let logs = || {
         (1..=3)
