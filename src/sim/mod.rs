@@ -140,7 +140,7 @@ pub struct SimConfig {
     pub options: NodeOptions,
     /// How often every live node is ticked.
     pub tick_interval_us: u64,
-    /// How every link behaves (until changed with [`Sim::set_link`]).
+    /// How every link behaves (one link can be changed with [`Sim::set_link`]).
     pub link: LinkConfig,
     /// Whether a crash loses the writes made since the node's last sync point.
     pub lose_unsynced: bool,
@@ -531,13 +531,6 @@ impl Sim {
         }
     }
 
-    /// Applies `config` to every link.
-    pub fn set_all_links(&mut self, config: LinkConfig) {
-        for link in self.links.values_mut() {
-            link.config = config;
-        }
-    }
-
     /// Cuts the link from `from` to `to`: everything sent on it from now on is lost (messages
     /// already in flight still arrive, as packets already on the wire would).
     pub fn cut(&mut self, from: NodeId, to: NodeId) {
@@ -557,11 +550,6 @@ impl Sim {
                 self.cut(other, node);
             }
         }
-    }
-
-    /// Whether any link is cut.
-    pub fn partitioned(&self) -> bool {
-        self.links.values().any(|l| l.cut)
     }
 
     /// Restores every cut link, and tells both ends of each (as a reconnecting driver would).

@@ -198,3 +198,21 @@ fn rng_is_a_pure_function_of_its_seed() {
         "probability 0 never fires"
     );
 }
+
+#[test]
+fn each_link_can_have_its_own_delay() {
+    let mut sim = eventual(3, 1);
+    let slow = LinkConfig {
+        delay_min_us: 50_000,
+        delay_max_us: 50_000,
+        ..LinkConfig::default()
+    };
+    sim.set_link(1, 3, slow);
+    let start = sim.now_us();
+    sim.submit(1, set("x", "1")).expect("up");
+    sim.run_until(start + 10_000);
+    assert_eq!(value(&sim, 2, "x"), Some(b"1".to_vec()), "n1 → n2 is fast");
+    assert_eq!(value(&sim, 3, "x"), None, "n1 → n3 takes 50 ms");
+    sim.run_until(start + 50_000);
+    assert_eq!(value(&sim, 3, "x"), Some(b"1".to_vec()));
+}
