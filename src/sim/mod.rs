@@ -38,6 +38,7 @@ pub mod script;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::node::{
     Input, Message, Mode, ModeKind, NodeId, NodeOptions, Output, Request, RequestId, Response,
@@ -127,6 +128,29 @@ impl Default for LinkConfig {
     }
 }
 
+/// Builds one node's state machine from its disk — at start-up and again after every
+/// restart — given the node's id, every node's id, and the tuning. The simulator uses
+/// [`crate::node::new_mode`] unless a [`SimConfig::factory`] says otherwise: that is how a lab
+/// runs a student's implementation, or a test a deliberately broken one.
+#[derive(Clone)]
+pub struct ModeFactory(pub Arc<BuildMode>);
+
+/// The function inside a [`ModeFactory`].
+pub type BuildMode = dyn Fn(
+        NodeId,
+        Vec<NodeId>,
+        &mut dyn Storage,
+        NodeOptions,
+    ) -> Result<Box<dyn Mode + Send>, StorageError>
+    + Send
+    + Sync;
+
+impl std::fmt::Debug for ModeFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ModeFactory(..)")
+    }
+}
+
 /// Everything a simulated cluster is made of.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -148,6 +172,8 @@ pub struct SimConfig {
     pub sync_interval_us: u64,
     /// Whether to keep trace events (see [`Sim::set_tracing`]); from the first step.
     pub trace: bool,
+    /// Builds the nodes' state machines; `None`: the toolkit's own modes for `kind` and `tob`.
+    pub factory: Option<ModeFactory>,
 }
 
 impl SimConfig {
@@ -163,6 +189,7 @@ impl SimConfig {
             lose_unsynced: false,
             sync_interval_us: 100_000,
             trace: true,
+            factory: None,
         }
     }
 
@@ -194,6 +221,7 @@ impl SimConfig {
             lose_unsynced: false,
             sync_interval_us: config.storage.sync_interval_ms.max(1) * 1000,
             trace: true,
+            factory: None,
         })
     }
 
@@ -612,14 +640,17 @@ impl Sim {
         let peers = self.config.nodes.clone();
         let n = self.nodes.get_mut(&id).expect("a configured node");
         // MemStorage never fails, so neither does recovering from it.
-        let mode = new_mode(
-            self.config.kind,
-            self.config.tob,
-            id,
-            peers,
-            &mut n.disk,
-            self.config.options,
-        )
+        let mode = match &self.config.factory {
+            Some(factory) => (factory.0)(id, peers, &mut n.disk, self.config.options),
+            None => new_mode(
+                self.config.kind,
+                self.config.tob,
+                id,
+                peers,
+                &mut n.disk,
+                self.config.options,
+            ),
+        }
         .expect("the simulator's disks do not fail");
         let mut mode = mode;
         mode.set_tracing(self.tracing);

@@ -216,3 +216,81 @@ fn each_link_can_have_its_own_delay() {
     sim.run_until(start + 50_000);
     assert_eq!(value(&sim, 3, "x"), Some(b"1".to_vec()));
 }
+
+/// A broken replication mode: applies writes locally and never tells anyone.
+struct Hermit {
+    me: NodeId,
+}
+
+impl Mode for Hermit {
+    fn step(
+        &mut self,
+        input: Input,
+        storage: &mut dyn Storage,
+        out: &mut Vec<Output>,
+    ) -> Result<(), StorageError> {
+        if let Input::Client { id, request } = input {
+            let response = match request {
+                Request::Get { key } => match storage.get(&key)? {
+                    Some(Versioned { value: Some(v), .. }) => Response::Value(v),
+                    _ => Response::NotFound,
+                },
+                Request::Set { key, value } => {
+                    let stamp = crate::node::Stamp::new(1, self.me);
+                    let value = Some(value);
+                    storage.put(&key, &Versioned { value, stamp })?;
+                    Response::Ok
+                }
+                Request::Del { key } => {
+                    let stamp = crate::node::Stamp::new(1, self.me);
+                    storage.put(&key, &Versioned { value: None, stamp })?;
+                    Response::Ok
+                }
+            };
+            out.push(Output::Reply { id, response });
+        }
+        Ok(())
+    }
+
+    fn id(&self) -> NodeId {
+        self.me
+    }
+
+    fn pending(&self) -> usize {
+        0
+    }
+
+    fn clock(&self) -> u64 {
+        0
+    }
+
+    fn ready(&self) -> bool {
+        true
+    }
+
+    fn set_tracing(&mut self, _on: bool) {}
+}
+
+#[test]
+fn a_plugged_in_mode_runs_and_the_checkers_judge_it() {
+    let mut config = SimConfig::new(ModeKind::Eventual, Tob::Sequencer, 3);
+    config.factory = Some(ModeFactory(Arc::new(|me, _, _, _| {
+        Ok(Box::new(Hermit { me }) as Box<dyn Mode + Send>)
+    })));
+    let options = run::RunOptions {
+        ops: 100,
+        check: Some(crate::check::Property::Eventual),
+        ..run::RunOptions::default()
+    };
+    let result = run::run(&config, &options, 1);
+    assert!(result.unsettled.is_none(), "nothing to wait for");
+    assert!(
+        matches!(
+            result.verdict,
+            Some((_, crate::check::Verdict::Violation(_)))
+        ),
+        "replicas that never talk do not converge: {:?}",
+        result.verdict
+    );
+    assert_eq!(result.stats.delivered, 0, "it sent nothing");
+}
