@@ -719,14 +719,7 @@ fn diagram(
         std::fs::read_to_string(file)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?
     };
-    let mut events = Vec::new();
-    let mut skipped = 0usize;
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        match serde_json::from_str::<dkvs::node::TraceEvent>(line) {
-            Ok(e) => events.push(e),
-            Err(_) => skipped += 1,
-        }
-    }
+    let (mut events, skipped) = dkvs::trace::read_capture(&text);
     let from_us = from_ms.map(|ms| (ms * 1000.0) as u64);
     let to_us = to_ms.map(|ms| (ms * 1000.0) as u64);
     events.retain(|e| match e.at_us {

@@ -75,10 +75,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         (Some(file), _) => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            let events: Vec<dkvs::node::TraceEvent> = text
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect();
+            let (events, _) = dkvs::trace::read_capture(&text);
             anyhow::ensure!(
                 !events.is_empty(),
                 "{} holds no trace events (JSON lines from `dkvs sim --trace-out` or a node's `trace`)",

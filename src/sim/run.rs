@@ -230,21 +230,17 @@ impl RunResult {
             .filter(|e| about_request(e))
             .filter_map(|e| e.msg_id)
             .collect();
-        let chosen: Vec<&TraceEvent> = self
-            .trace
-            .iter()
-            .filter(|e| about_request(e) || e.msg_id.is_some_and(|m| msg_ids.contains(&m)))
-            .collect();
-        let (Some(first), Some(last)) = (chosen.first(), chosen.last()) else {
+        let related =
+            |e: &TraceEvent| about_request(e) || e.msg_id.is_some_and(|m| msg_ids.contains(&m));
+        // Faults count when they happen between the first and the last related event.
+        let times = self.trace.iter().filter(|e| related(e)).map(|e| e.at_us);
+        let (Some(from), Some(to)) = (times.clone().min(), times.max()) else {
             return Vec::new();
         };
-        let (from, to) = (first.at_us, last.at_us);
         self.trace
             .iter()
             .filter(|e| {
-                about_request(e)
-                    || e.msg_id.is_some_and(|m| msg_ids.contains(&m))
-                    || (e.kind == TraceKind::Fault && e.at_us >= from && e.at_us <= to)
+                related(e) || (e.kind == TraceKind::Fault && e.at_us >= from && e.at_us <= to)
             })
             .take(max)
             .cloned()

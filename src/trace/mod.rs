@@ -155,6 +155,21 @@ pub fn read_jsonl(reader: impl BufRead) -> io::Result<Vec<TraceEvent>> {
     Ok(events)
 }
 
+/// Reads whatever trace events a text holds, skipping every line that is not one: a capture of
+/// a node's `trace` command starts with its `OK tracing …` line and may hold `{"lost":N}`
+/// notes. Returns the events and how many non-blank lines were skipped.
+pub fn read_capture(text: &str) -> (Vec<TraceEvent>, usize) {
+    let mut events = Vec::new();
+    let mut skipped = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str(line) {
+            Ok(e) => events.push(e),
+            Err(_) => skipped += 1,
+        }
+    }
+    (events, skipped)
+}
+
 /// `12.345`: a time in microseconds, printed in milliseconds with three decimals.
 fn format_ms(at_us: u64) -> String {
     format!("{}.{:03}", at_us / 1000, at_us % 1000)

@@ -514,3 +514,22 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_capture_of_a_nodes_trace_command_reads_leniently() {
+    let event = TraceEvent {
+        node: 2,
+        lamport: 4,
+        kind: TraceKind::Apply,
+        msg_id: None,
+        peer: None,
+        message: None,
+        detail: "set x=1".into(),
+        at_us: None,
+    };
+    let line = serde_json::to_string(&event).expect("serialises");
+    let text = format!("OK tracing node 2: …\n{line}\n\n{{\"lost\":3}}\n{line}\n");
+    let (events, skipped) = read_capture(&text);
+    assert_eq!(events, vec![event.clone(), event]);
+    assert_eq!(skipped, 2, "the greeting and the lost note");
+}
