@@ -168,11 +168,18 @@ pub enum Message {
         from_seq: u64,
         time: u64,
     },
+    /// A message of a mode from outside the toolkit (a lab's), carried as it is: `kind` names
+    /// it in traces, `body` is that mode's own encoding, and `time` its sender's clock.
+    Plugin {
+        kind: String,
+        body: Vec<u8>,
+        time: u64,
+    },
 }
 
 impl Message {
     /// A short lower-case name, stable for traces, filters and colours.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> &str {
         match self {
             Message::Update { .. } => "update",
             Message::UpdateAck { .. } => "update_ack",
@@ -183,6 +190,7 @@ impl Message {
             Message::Broadcast { .. } => "broadcast",
             Message::Ack { .. } => "ack",
             Message::Resend { .. } => "resend",
+            Message::Plugin { kind, .. } => kind,
         }
     }
 
@@ -197,7 +205,8 @@ impl Message {
             | Message::Ordered { time, .. }
             | Message::CatchUp { time, .. }
             | Message::CatchUpReply { time, .. }
-            | Message::Resend { time, .. } => *time,
+            | Message::Resend { time, .. }
+            | Message::Plugin { time, .. } => *time,
         }
     }
 
@@ -210,7 +219,10 @@ impl Message {
             | Message::Ordered { id, .. }
             | Message::Broadcast { id, .. }
             | Message::Ack { id, .. } => Some(*id),
-            Message::CatchUp { .. } | Message::CatchUpReply { .. } | Message::Resend { .. } => None,
+            Message::CatchUp { .. }
+            | Message::CatchUpReply { .. }
+            | Message::Resend { .. }
+            | Message::Plugin { .. } => None,
         }
     }
 }
@@ -250,6 +262,10 @@ impl fmt::Display for Message {
             Message::Resend {
                 origin, from_seq, ..
             } => write!(f, "resend n{origin} from {from_seq}"),
+            Message::Plugin { kind, body, .. } => match std::str::from_utf8(body) {
+                Ok(text) if text.len() <= 120 => write!(f, "{kind} {text}"),
+                _ => write!(f, "{kind} ({} B)", body.len()),
+            },
         }
     }
 }
@@ -348,6 +364,11 @@ mod tests {
                 from_seq: 3,
                 time: 9,
             },
+            Message::Plugin {
+                kind: "order".into(),
+                body: br#"{"Order":{"seq":1}}"#.to_vec(),
+                time: 5,
+            },
         ];
         let mut kinds = std::collections::BTreeSet::new();
         for message in messages {
@@ -358,9 +379,9 @@ mod tests {
             assert!(line.starts_with(message.kind()), "{line}");
             assert!(!line.contains('\n'), "{line}");
             assert!(message.time() == 5 || message.time() == 9);
-            kinds.insert(message.kind());
+            kinds.insert(message.kind().to_string());
         }
-        assert_eq!(kinds.len(), 9, "kinds are distinct");
+        assert_eq!(kinds.len(), 10, "kinds are distinct");
     }
 
     #[test]

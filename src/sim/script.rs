@@ -40,7 +40,7 @@ use crate::check::{self, Budget, Clock, Event, History, Op, Outcome, Property, R
 use crate::node::{ModeKind, NodeId, Request, RequestId, Response, Tob};
 use crate::trace::{self, DiagramOptions};
 
-use super::{LinkConfig, Sim, SimConfig};
+use super::{LinkConfig, ModeFactory, Sim, SimConfig};
 
 /// A script that cannot run, and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,6 +88,15 @@ struct Runner {
 /// # Errors
 /// A [`ScriptError`] naming the first line that is not a valid command.
 pub fn run(script: &str) -> Result<String, ScriptError> {
+    run_with(script, None)
+}
+
+/// Runs `script` with the nodes `factory` builds instead of the toolkit's own modes (the labs
+/// run a student's code this way); the `cluster` line still names the level to `check`.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_with(script: &str, factory: Option<&ModeFactory>) -> Result<String, ScriptError> {
     let mut runner: Option<Runner> = None;
     let mut out = String::new();
     for (i, raw) in script.lines().enumerate() {
@@ -111,7 +120,8 @@ pub fn run(script: &str) -> Result<String, ScriptError> {
             if runner.is_some() {
                 return Err(err("only one `cluster` line per script".into()));
             }
-            let config = cluster(&words[1..]).map_err(err)?;
+            let mut config = cluster(&words[1..]).map_err(err)?;
+            config.0.factory = factory.cloned();
             let mut r = Runner::new(config.0, config.1);
             r.out = std::mem::take(&mut out);
             r.echo(raw);
@@ -120,7 +130,9 @@ pub fn run(script: &str) -> Result<String, ScriptError> {
                 "  {} nodes, {}{}",
                 r.sim.node_ids().len(),
                 r.sim.config().kind,
-                if r.sim.config().kind == ModeKind::Eventual {
+                if factory.is_some() {
+                    " to check, nodes under test".to_string()
+                } else if r.sim.config().kind == ModeKind::Eventual {
                     String::new()
                 } else {
                     format!(" over {}", r.sim.config().tob)
