@@ -169,9 +169,11 @@ pub enum Message {
         time: u64,
     },
     /// A message of a mode from outside the toolkit (a lab's), carried as it is: `kind` names
-    /// it in traces, `body` is that mode's own encoding, and `time` its sender's clock.
+    /// it in traces, `text` shows it on one line (a dropped message is traced from it), `body`
+    /// is that mode's own encoding, and `time` its sender's clock.
     Plugin {
         kind: String,
+        text: String,
         body: Vec<u8>,
         time: u64,
     },
@@ -262,10 +264,7 @@ impl fmt::Display for Message {
             Message::Resend {
                 origin, from_seq, ..
             } => write!(f, "resend n{origin} from {from_seq}"),
-            Message::Plugin { kind, body, .. } => match std::str::from_utf8(body) {
-                Ok(text) if text.len() <= 120 => write!(f, "{kind} {text}"),
-                _ => write!(f, "{kind} ({} B)", body.len()),
-            },
+            Message::Plugin { text, .. } => f.write_str(text),
         }
     }
 }
@@ -366,6 +365,7 @@ mod tests {
             },
             Message::Plugin {
                 kind: "order".into(),
+                text: "order 1".into(),
                 body: br#"{"Order":{"seq":1}}"#.to_vec(),
                 time: 5,
             },

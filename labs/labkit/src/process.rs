@@ -155,6 +155,7 @@ impl<'a, M: Serialize + fmt::Display, D> Ctx<'a, M, D> {
         let kind = kind_of(&msg);
         let message = Message::Plugin {
             kind,
+            text: shown(&msg),
             body,
             time: 0,
         };
