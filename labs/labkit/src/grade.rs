@@ -259,7 +259,7 @@ fn disagreement(result: &RunResult) -> Option<String> {
 
 /// The seeds to run: `LAB_SEED=17` runs one, `LAB_SEEDS=1..500` a range (both ends
 /// included), otherwise `default`.
-fn seeds_to_run(default: RangeInclusive<u64>) -> RangeInclusive<u64> {
+pub fn seeds_to_run(default: RangeInclusive<u64>) -> RangeInclusive<u64> {
     if let Ok(one) = std::env::var("LAB_SEED")
         && let Ok(seed) = one.trim().parse::<u64>()
     {
