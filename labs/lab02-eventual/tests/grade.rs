@@ -13,6 +13,7 @@ use labkit::Failure;
 const LAB: &str = "lab02-eventual";
 
 /// Passes on `Ok`, fails the test in the grader's protocol on `Err`.
+#[track_caller]
 fn graded(test: &str, result: Result<(), Failure>) {
     if let Err(failure) = result {
         failure.fail(LAB, test);
@@ -20,8 +21,12 @@ fn graded(test: &str, result: Result<(), Failure>) {
 }
 
 /// The transcript, or the test failed in the grader's protocol.
+#[track_caller]
 fn transcript(test: &str, result: Result<String, Failure>) -> String {
-    result.unwrap_or_else(|failure| failure.fail(LAB, test))
+    match result {
+        Ok(transcript) => transcript,
+        Err(failure) => failure.fail(LAB, test),
+    }
 }
 
 #[test]

@@ -5,12 +5,14 @@ use lab03_total_order::grading::{self, LAB};
 use lab03_total_order::{Lamport, Sequencer, TotalOrder};
 use labkit::Failure;
 
+#[track_caller]
 fn pass(test: &str, result: Result<(), Failure>) {
     if let Err(failure) = result {
         failure.fail(LAB, test);
     }
 }
 
+#[track_caller]
 fn flow<T: TotalOrder>(test: &str, scenario: &str) {
     match grading::scenario::<T>(scenario) {
         Ok(transcript) => insta::assert_snapshot!(test, transcript),

@@ -5,12 +5,14 @@ use lab04_linearizable::Store;
 use lab04_linearizable::grading::{self, LAB};
 use labkit::Failure;
 
+#[track_caller]
 fn pass(test: &str, result: Result<(), Failure>) {
     if let Err(failure) = result {
         failure.fail(LAB, test);
     }
 }
 
+#[track_caller]
 fn flow(test: &str, scenario: &str) {
     match grading::scenario::<Store>(scenario) {
         Ok(transcript) => insta::assert_snapshot!(test, transcript),

@@ -51,6 +51,7 @@ impl Failure {
     /// Fails the calling test with this failure, in the form the grader reads: the first line,
     /// then `reproduce:` with the command that runs this test (on this seed only), then the
     /// details.
+    #[track_caller]
     pub fn fail(&self, lab: &str, test: &str) -> ! {
         let first = match self.seed {
             Some(seed) => format!("seed {seed}: {}", self.summary),
@@ -60,10 +61,11 @@ impl Failure {
             .seed
             .map(|s| format!("LAB_SEED={s} "))
             .unwrap_or_default();
-        panic!(
+        crate::guard::install_hook();
+        std::panic::panic_any(crate::guard::TestFailure(format!(
             "{first}\nreproduce: {seed}cargo test -p {lab} --test grade {test}\n{}",
             self.details
-        );
+        )));
     }
 }
 

@@ -23,11 +23,27 @@ thread_local! {
 
 static HOOK: Once = Once::new();
 
-fn install_hook() {
+/// The payload of a graded test's failure ([`crate::Failure::fail`]): printed as the default
+/// hook prints a panic, but never with a backtrace, which would only hide the message.
+pub struct TestFailure(pub String);
+
+pub(crate) fn install_hook() {
     HOOK.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
             if DEPTH.with(Cell::get) == 0 {
+                if let Some(TestFailure(text)) = info.payload().downcast_ref::<TestFailure>() {
+                    let thread = std::thread::current();
+                    let place = info
+                        .location()
+                        .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+                        .unwrap_or_default();
+                    eprintln!(
+                        "\nthread '{}' panicked at {place}:\n{text}",
+                        thread.name().unwrap_or("<unnamed>")
+                    );
+                    return;
+                }
                 previous(info);
                 return;
             }

@@ -27,5 +27,5 @@ pub mod process;
 pub use dkvs::node::{NodeId, RequestId, Response, Stamp};
 pub use dkvs::sim::run::Faults;
 pub use grade::{Failure, Scenario, Sweep};
-pub use guard::guard;
+pub use guard::{TestFailure, guard};
 pub use process::{Adapter, Command, Ctx, Process, Version, factory};
