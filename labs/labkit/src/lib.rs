@@ -28,4 +28,4 @@ pub use dkvs::node::{NodeId, RequestId, Response, Stamp};
 pub use dkvs::sim::run::Faults;
 pub use grade::{Failure, Scenario, Sweep};
 pub use guard::{TestFailure, guard};
-pub use process::{Adapter, Command, Ctx, Process, Version, factory};
+pub use process::{Adapter, Command, Ctx, Process, Version, factory, toolkit};

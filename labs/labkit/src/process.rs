@@ -482,6 +482,14 @@ where
     }))
 }
 
+/// The simulator's factory for one of the toolkit's own modes (`dkvs::node::new_mode`): a lab
+/// runs its checks on the toolkit itself with it, to show that they judge the real thing.
+pub fn toolkit(kind: dkvs::node::ModeKind, tob: dkvs::node::Tob) -> ModeFactory {
+    ModeFactory(Arc::new(move |me, peers, storage, options| {
+        dkvs::node::new_mode(kind, tob, me, peers, storage, options)
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
