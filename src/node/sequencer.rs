@@ -72,9 +72,11 @@
 //!
 //! - its own clients' operations wait, unnumbered, and are numbered in their order as soon as
 //!   the follower has caught up (a client sees a delay, not an error; only beyond
-//!   `max_pending` waiting requests does it get `busy`), and forwards are left unnumbered
-//!   (ignored; their origins retry them), so clients of other nodes wait too, and get `busy`
-//!   from their node once its `max_pending` requests wait;
+//!   `max_pending` waiting requests does it get `busy`), and so do forwards (up to
+//!   `max_pending` of them; beyond, they are ignored until their origins retry), so clients
+//!   of other nodes wait too, and get `busy` from their node once its `max_pending` requests
+//!   wait. A forward held back is numbered as soon as the follower catches up, not at its
+//!   origin's next retry, so a pipelined client of a follower is slowed, not stopped;
 //! - *alive* means heard from (any message) within [`LIVE_INTERVALS`] retry intervals, or, for
 //!   a follower that had reported everything and so had nothing to say, sent something new
 //!   within that time. A follower that crashes or is cut off stops counting after at most that
@@ -136,8 +138,8 @@
 //! - Operations a node has accepted from its clients and not yet delivered:
 //!   [`NodeOptions::max_pending`]; beyond it, `Err("busy: …")`.
 //! - Numbers handed out beyond an alive follower's last reported position: `log_capacity / 2`
-//!   (flow control, above); beyond it, the sequencer's own operations wait (within
-//!   `max_pending`) and forwards are ignored until their origins retry.
+//!   (flow control, above); beyond it, the sequencer's own operations and the forwards wait
+//!   (within `max_pending` each).
 //! - Hold-back queue: only numbers up to `delivered + log_capacity` are held; later ones are
 //!   dropped and come back through catch-up.
 //! - Delivered log: the last `log_capacity` operations, on every node; on the sequencer, the
@@ -259,6 +261,9 @@ pub struct Sequencer {
     /// The sequencer only: forwards that arrived before the operation they come `after`,
     /// keyed by that operation, with when they arrived.
     parked: BTreeMap<MsgId, (Entry, u64)>,
+    /// The sequencer only: forwards held back by flow control (their predecessors, if any,
+    /// numbered), numbered as soon as the lagging follower catches up. At most `max_pending`.
+    gated: BTreeMap<MsgId, Operation>,
 }
 
 /// An operation with its id: an entry of the order.
@@ -386,6 +391,7 @@ impl Sequencer {
             ordered,
             followers: BTreeMap::new(),
             parked: BTreeMap::new(),
+            gated: BTreeMap::new(),
         })
     }
 
@@ -609,8 +615,37 @@ impl Sequencer {
             self.parked.insert(before, (Entry { id, op }, self.now_ms));
             return Ok(());
         }
+        if self.lagging().is_some() {
+            // Flow control: wait until the lagging follower catches up (a retry of a forward
+            // already waiting changes nothing). When too many wait, the origin retries later.
+            if self.gated.len() < self.options.max_pending || self.gated.contains_key(&id) {
+                self.gated.insert(id, op);
+            }
+            return Ok(());
+        }
         self.order(id, op, storage, out)?;
         self.order_parked_after(id, storage, out)
+    }
+
+    /// The sequencer numbers the forwards flow control held back, oldest id first, as long as
+    /// it lets it, with the parked forwards chained after each.
+    fn order_gated(
+        &mut self,
+        storage: &mut dyn Storage,
+        out: &mut Vec<Output>,
+    ) -> Result<(), StorageError> {
+        while self.lagging().is_none() {
+            let Some((id, op)) = self.gated.pop_first() else {
+                break;
+            };
+            // A copy may have been numbered meanwhile: parked under a predecessor by an
+            // earlier send of the same forward, and numbered after it.
+            if !self.log_ids.contains_key(&id) {
+                self.order(id, op, storage, out)?;
+            }
+            self.order_parked_after(id, storage, out)?;
+        }
+        Ok(())
     }
 
     /// Numbers the parked forwards chained after `last` (which is numbered), in order, as long
@@ -660,6 +695,8 @@ impl Sequencer {
         storage: &mut dyn Storage,
         out: &mut Vec<Output>,
     ) -> Result<(), StorageError> {
+        // A retry of a forward that flow control held back, numbered now: the held copy goes.
+        self.gated.remove(&id);
         let seq = self.ordered + 1;
         // Recorded before anything else: a number is never handed out twice, even if the node
         // crashes before it has applied the operation; and what it stands for, so that the
@@ -774,8 +811,6 @@ impl Sequencer {
                     Some("sequencer still catching up")
                 } else if !self.log_ids.contains_key(id) && delivered + 1 < self.log_first() {
                     Some("forwarder too far behind for a retry to be recognised")
-                } else if !self.log_ids.contains_key(id) && self.lagging().is_some() {
-                    Some("busy: a follower is too far behind (flow control); the origin retries")
                 } else {
                     None
                 }
@@ -1152,8 +1187,18 @@ impl Mode for Sequencer {
             Input::Tick { now_ms } => self.on_tick(now_ms, storage, out)?,
             Input::PeerUp { peer } => self.on_peer_up(peer, out),
         }
-        if self.is_sequencer() && self.ready && !self.waiting.is_empty() {
-            self.order_waiting(storage, out)?;
+        if self.is_sequencer() && self.ready {
+            if !self.waiting.is_empty() {
+                self.order_waiting(storage, out)?;
+            }
+            if !self.gated.is_empty() {
+                self.order_gated(storage, out)?;
+            }
+            if !self.parked.is_empty() && self.lagging().is_none() {
+                // Parked forwards whose predecessor was numbered while flow control held
+                // them back: now, not at the next tick.
+                self.order_parked(storage, out)?;
+            }
         }
         self.clock_lease.cover(self.clock.time(), storage)
     }
@@ -1167,7 +1212,7 @@ impl Mode for Sequencer {
     }
 
     fn pending(&self) -> usize {
-        self.waiting.len() + self.holdback.len() + self.parked.len()
+        self.waiting.len() + self.holdback.len() + self.parked.len() + self.gated.len()
     }
 
     fn clock(&self) -> u64 {
