@@ -688,7 +688,7 @@ fn explain(result: &dkvs::sim::run::RunResult, nodes: &[u32]) {
         history: &result.history,
         verdict,
         elapsed: result.check_time,
-        clock: Clock::Nanos,
+        clock: Clock::Simulated,
     };
     print!("{}", report.text());
     if let check::Verdict::Violation(v) = verdict {

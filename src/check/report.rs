@@ -44,8 +44,11 @@ impl Property {
 /// What the times in a history count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Clock {
-    /// Nanoseconds of a real (or simulated) clock: shown in milliseconds.
+    /// Nanoseconds of a real clock: shown in milliseconds since the history's first operation.
     Nanos,
+    /// Nanoseconds since a simulation began: shown as they are, in milliseconds, the times its
+    /// trace diagrams show.
+    Simulated,
     /// Line numbers × 1000 (the Jepsen formats carry no times): shown as line numbers.
     Lines,
 }
@@ -101,6 +104,7 @@ impl Report<'_> {
                 let rel = t.saturating_sub(self.origin());
                 format!("{}.{:03} ms", rel / 1_000_000, (rel / 1_000) % 1_000)
             }
+            Clock::Simulated => format!("{}.{:03} ms", t / 1_000_000, (t / 1_000) % 1_000),
             Clock::Lines => format!("line {}", t / 1000),
         }
     }

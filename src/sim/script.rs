@@ -623,7 +623,7 @@ impl Runner {
             verdict: &verdict,
             // No wall time in a transcript: it would differ from run to run.
             elapsed: Duration::ZERO,
-            clock: Clock::Nanos,
+            clock: Clock::Simulated,
         };
         for line in report.text().lines() {
             self.say(line);

@@ -202,7 +202,7 @@ impl Sweep {
             history: &result.history,
             verdict: &result.verdict.as_ref().expect("matched above").1,
             elapsed: result.check_time,
-            clock: Clock::Nanos,
+            clock: Clock::Simulated,
         };
         let key = v
             .key
