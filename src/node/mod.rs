@@ -109,6 +109,8 @@ pub mod lamport;
 pub mod message;
 pub mod sequencer;
 #[cfg(test)]
+mod test_net;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_lamport;

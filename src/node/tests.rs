@@ -1,301 +1,16 @@
-//! Tests of the replication modes on a tiny deterministic network.
-//!
-//! [`Cluster`] holds N nodes with [`MemStorage`] disks and a bag of in-flight messages. A seeded
-//! xorshift generator picks which message arrives next (so messages are reordered), and may drop
-//! or duplicate it; ticks advance a virtual clock so retries fire. No threads, no sleeps: a
-//! seed names a run, and the same seed gives the same trace.
+//! Tests of the replication modes on the tiny deterministic network of [`super::test_net`].
 //!
 //! Scenario tests drive messages one by one with [`Cluster::take`] to show one behaviour each;
 //! property tests run random workloads over many seeds and check what must always hold.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 
+use super::test_net::{Cluster, RETRY_MS, Replay, options, seeds};
 use super::*;
-use crate::sim::Rng;
-
-#[derive(Debug, Clone)]
-struct InFlight {
-    from: NodeId,
-    to: NodeId,
-    message: Message,
-}
-
-struct Cluster {
-    kind: ModeKind,
-    tob: Tob,
-    options: NodeOptions,
-    ids: Vec<NodeId>,
-    nodes: BTreeMap<NodeId, Box<dyn Mode + Send>>,
-    disks: BTreeMap<NodeId, MemStorage>,
-    net: Vec<InFlight>,
-    rng: Rng,
-    now_ms: u64,
-    drop_percent: u64,
-    dup_percent: u64,
-    /// Nodes cut off: every message to or from them is lost.
-    cut: BTreeSet<NodeId>,
-    next_request: u64,
-    requests: BTreeMap<RequestId, (NodeId, Request)>,
-    replies: BTreeMap<RequestId, Response>,
-    /// Requests whose node restarted before answering: they are never answered.
-    lost: BTreeSet<RequestId>,
-    /// Per node, the operations it has delivered (deliveries are durable) ...
-    delivered_ids: BTreeMap<NodeId, BTreeSet<MsgId>>,
-    /// ... those it had delivered before its last start ...
-    before_start: BTreeMap<NodeId, BTreeSet<MsgId>>,
-    /// ... and those it holds in memory: sent, received (not as a duplicate of one delivered
-    /// before its start) or delivered since its last start.
-    holds: BTreeMap<NodeId, BTreeSet<MsgId>>,
-    /// The operation each ordered message id stands for, as seen on the network.
-    ops: BTreeMap<MsgId, Operation>,
-    /// Which operation answered which request (from the trace event before each reply).
-    reply_ids: BTreeMap<RequestId, MsgId>,
-    trace: Vec<TraceEvent>,
-}
-
-const RETRY_MS: u64 = 100;
-
-fn options() -> NodeOptions {
-    NodeOptions {
-        retry_interval_ms: RETRY_MS,
-        max_pending: 64,
-        log_capacity: 256,
-    }
-}
 
 impl Cluster {
-    fn new(kind: ModeKind, tob: Tob, n: u32, seed: u64) -> Cluster {
-        Cluster::with_options(kind, tob, n, seed, options())
-    }
-
-    fn with_options(kind: ModeKind, tob: Tob, n: u32, seed: u64, options: NodeOptions) -> Cluster {
-        let ids: Vec<NodeId> = (1..=n).collect();
-        let mut cluster = Cluster {
-            kind,
-            tob,
-            options,
-            ids: ids.clone(),
-            nodes: BTreeMap::new(),
-            disks: ids.iter().map(|&id| (id, MemStorage::new())).collect(),
-            net: Vec::new(),
-            rng: Rng::new(seed),
-            now_ms: 0,
-            drop_percent: 0,
-            dup_percent: 0,
-            cut: BTreeSet::new(),
-            next_request: 0,
-            requests: BTreeMap::new(),
-            replies: BTreeMap::new(),
-            lost: BTreeSet::new(),
-            delivered_ids: BTreeMap::new(),
-            before_start: BTreeMap::new(),
-            holds: BTreeMap::new(),
-            ops: BTreeMap::new(),
-            reply_ids: BTreeMap::new(),
-            trace: Vec::new(),
-        };
-        for id in ids {
-            cluster.build(id);
-        }
-        cluster
-    }
-
-    /// (Re)builds node `id` from its disk, as a driver does at start-up.
-    fn build(&mut self, id: NodeId) {
-        let disk = self.disks.get_mut(&id).expect("every node has a disk");
-        let node = new_mode(
-            self.kind,
-            self.tob,
-            id,
-            self.ids.clone(),
-            disk,
-            self.options,
-        )
-        .expect("MemStorage does not fail");
-        self.nodes.insert(id, node);
-    }
-
-    fn node(&self, id: NodeId) -> &(dyn Mode + Send) {
-        self.nodes[&id].as_ref()
-    }
-
-    fn input(&mut self, id: NodeId, input: Input) {
-        let mut out = Vec::new();
-        let node = self.nodes.get_mut(&id).expect("node exists");
-        let disk = self.disks.get_mut(&id).expect("disk exists");
-        node.step(input, disk, &mut out)
-            .expect("MemStorage does not fail");
-        let mut last_reply_id = None;
-        for output in out {
-            match output {
-                Output::Send { to, message } => {
-                    match &message {
-                        Message::Forward { id, op, .. }
-                        | Message::Ordered { id, op, .. }
-                        | Message::Broadcast { id, op, .. } => {
-                            self.ops.insert(*id, op.clone());
-                        }
-                        _ => {}
-                    }
-                    self.net.push(InFlight {
-                        from: id,
-                        to,
-                        message,
-                    });
-                }
-                Output::Reply {
-                    id: request,
-                    response,
-                } => {
-                    if let Some(msg_id) = last_reply_id.take() {
-                        self.reply_ids.insert(request, msg_id);
-                    }
-                    let before = self.replies.insert(request, response);
-                    assert!(before.is_none(), "request {request:?} answered twice");
-                }
-                Output::Trace(event) => {
-                    if event.kind == TraceKind::ClientReply {
-                        last_reply_id = event.msg_id;
-                    }
-                    self.track(&event);
-                    self.trace.push(event);
-                }
-            }
-        }
-    }
-
-    /// Keeps `delivered_ids`, `before_start` and `holds` up to date.
-    fn track(&mut self, e: &TraceEvent) {
-        let Some(id) = e.msg_id else { return };
-        let carries = e.detail.contains(": ordered ") || e.detail.contains(": broadcast ");
-        let held = match e.kind {
-            TraceKind::Deliver => {
-                self.delivered_ids.entry(e.node).or_default().insert(id);
-                true
-            }
-            TraceKind::Send => carries,
-            TraceKind::Receive => {
-                let old = self
-                    .before_start
-                    .get(&e.node)
-                    .is_some_and(|d| d.contains(&id));
-                carries && !e.detail.contains("(ignored") && !old
-            }
-            _ => false,
-        };
-        if held {
-            self.holds.entry(e.node).or_default().insert(id);
-        }
-    }
-
-    fn request(&mut self, id: NodeId, request: Request) -> RequestId {
-        self.next_request += 1;
-        let rid = RequestId(self.next_request);
-        self.requests.insert(rid, (id, request.clone()));
-        self.input(id, Input::Client { id: rid, request });
-        rid
-    }
-
-    fn set(&mut self, id: NodeId, key: &str, value: &str) -> RequestId {
-        self.request(
-            id,
-            Request::Set {
-                key: key.into(),
-                value: value.into(),
-            },
-        )
-    }
-
-    fn get(&mut self, id: NodeId, key: &str) -> RequestId {
-        self.request(id, Request::Get { key: key.into() })
-    }
-
-    fn del(&mut self, id: NodeId, key: &str) -> RequestId {
-        self.request(id, Request::Del { key: key.into() })
-    }
-
-    fn reply(&self, rid: RequestId) -> Option<&Response> {
-        self.replies.get(&rid)
-    }
-
-    /// Delivers one random in-flight message, subject to the faults. False if none is left.
-    fn deliver_one(&mut self) -> bool {
-        if self.net.is_empty() {
-            return false;
-        }
-        let i = self.rng.index(self.net.len());
-        let m = self.net.swap_remove(i);
-        if self.cut.contains(&m.from) || self.cut.contains(&m.to) {
-            return true;
-        }
-        if self.rng.percent(self.drop_percent) {
-            return true;
-        }
-        if self.rng.percent(self.dup_percent) {
-            self.net.push(m.clone());
-        }
-        self.deliver(m);
-        true
-    }
-
-    fn deliver(&mut self, m: InFlight) {
-        let input = Input::Peer {
-            from: m.from,
-            message: m.message,
-        };
-        self.input(m.to, input);
-    }
-
-    /// Takes the first in-flight message from `from` to `to` of `kind` out of the network.
-    fn take(&mut self, from: NodeId, to: NodeId, kind: &str) -> InFlight {
-        let i = self
-            .net
-            .iter()
-            .position(|m| m.from == from && m.to == to && m.message.kind() == kind)
-            .unwrap_or_else(|| panic!("no {kind} from n{from} to n{to} in {:?}", self.net));
-        self.net.remove(i)
-    }
-
-    /// Delivers every in-flight message of `kind` (and nothing else) in order.
-    fn deliver_all(&mut self, kind: &str) {
-        while let Some(i) = self.net.iter().position(|m| m.message.kind() == kind) {
-            let m = self.net.remove(i);
-            self.deliver(m);
-        }
-    }
-
-    fn tick(&mut self, advance_ms: u64) {
-        self.now_ms += advance_ms;
-        for id in self.ids.clone() {
-            self.input(
-                id,
-                Input::Tick {
-                    now_ms: self.now_ms,
-                },
-            );
-        }
-    }
-
-    /// A random request on a random node: keys from a small set, so writes collide.
-    fn random_request(&mut self, on: &[NodeId]) {
-        let id = on[self.rng.index(on.len())];
-        let key = ["a", "b", "c", "d"][self.rng.index(4)];
-        match self.rng.index(100) {
-            0..50 => {
-                let value = format!("v{}", self.next_request + 1);
-                self.set(id, key, &value);
-            }
-            50..65 => {
-                self.del(id, key);
-            }
-            _ => {
-                self.get(id, key);
-            }
-        }
-    }
-
     /// `steps` random events: requests on nodes `on`, deliveries, ticks.
     fn run(&mut self, steps: usize, on: &[NodeId]) {
         for _ in 0..steps {
@@ -344,50 +59,6 @@ impl Cluster {
         }
     }
 
-    fn faults(&mut self, drop_percent: u64, dup_percent: u64) {
-        self.drop_percent = drop_percent;
-        self.dup_percent = dup_percent;
-    }
-
-    /// Heals the network and runs until nothing is left to do; panics if that never happens.
-    fn settle(&mut self) {
-        self.faults(0, 0);
-        self.cut.clear();
-        for _ in 0..1000 {
-            while self.deliver_one() {}
-            self.tick(RETRY_MS);
-            let quiet = self.nodes.values().all(|n| n.pending() == 0 && n.ready());
-            if self.net.is_empty() && quiet {
-                return;
-            }
-        }
-        let state: Vec<_> = self
-            .nodes
-            .values()
-            .map(|n| (n.id(), n.pending(), n.ready()))
-            .collect();
-        panic!("the cluster never settled: (node, pending, ready) = {state:?}");
-    }
-
-    /// Crashes node `id` and starts it again from its disk; the driver then reconnects.
-    fn restart(&mut self, id: NodeId) {
-        for (&rid, (node, _)) in &self.requests {
-            if *node == id && !self.replies.contains_key(&rid) {
-                self.lost.insert(rid);
-            }
-        }
-        self.build(id);
-        let delivered = self.delivered_ids.get(&id).cloned().unwrap_or_default();
-        self.before_start.insert(id, delivered);
-        self.holds.remove(&id);
-        for peer in self.ids.clone() {
-            if peer != id {
-                self.input(id, Input::PeerUp { peer });
-                self.input(peer, Input::PeerUp { peer: id });
-            }
-        }
-    }
-
     /// Whether a crash of `victim` now would lose an operation: one it holds in memory that
     /// some node has not delivered yet and no other running node holds. The ordered modes do
     /// not survive that (it blocks them for good, see the tests below and the module docs);
@@ -421,53 +92,10 @@ impl Cluster {
         self.faults(faults.0, faults.1);
     }
 
-    fn snapshots(&self) -> Vec<BTreeMap<Vec<u8>, Vec<u8>>> {
-        self.disks.values().map(MemStorage::snapshot).collect()
-    }
-
-    fn assert_converged(&self) {
-        let snapshots = self.snapshots();
-        for (i, s) in snapshots.iter().enumerate() {
-            assert_eq!(s, &snapshots[0], "node {} differs from node 1", i + 1);
-        }
-    }
-
-    /// The operations node `id` delivered, in order.
-    fn delivered(&self, id: NodeId) -> Vec<MsgId> {
-        self.trace
-            .iter()
-            .filter(|e| e.node == id && e.kind == TraceKind::Deliver)
-            .filter_map(|e| e.msg_id)
-            .collect()
-    }
-
-    /// Every request was answered, except those lost with a restart.
-    fn assert_all_answered(&self) {
-        for rid in self.requests.keys() {
-            assert!(
-                self.replies.contains_key(rid) || self.lost.contains(rid),
-                "request {rid:?} {:?} never answered",
-                self.requests[rid]
-            );
-        }
-    }
-
-    /// The checks every ordered run must pass once settled.
-    fn assert_total_order(&self) {
-        self.assert_converged();
-        self.assert_all_answered();
-        let order = self.delivered(1);
-        for &id in &self.ids {
-            assert_eq!(
-                self.delivered(id),
-                order,
-                "node {id} delivered another order"
-            );
-        }
-        let ids: BTreeSet<_> = order.iter().collect();
-        assert_eq!(ids.len(), order.len(), "an operation was delivered twice");
-
-        // An origin answers only once it has delivered the operation itself.
+    /// [`Cluster::assert_total_order`], and on the trace: an origin answers only once it has
+    /// delivered the operation itself.
+    fn assert_total_order_and_trace(&self) {
+        self.assert_total_order();
         let mut seen = BTreeSet::new();
         for e in &self.trace {
             match (e.kind, e.msg_id) {
@@ -482,62 +110,6 @@ impl Cluster {
                 }
                 _ => {}
             }
-        }
-
-        // Replaying the order on a plain map gives every ordered reply: each operation took
-        // effect exactly at its place.
-        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        let answered: BTreeMap<MsgId, &Response> = self
-            .reply_ids
-            .iter()
-            .map(|(rid, id)| (*id, &self.replies[rid]))
-            .collect();
-        for id in &order {
-            let expected = match &self.ops[id] {
-                Operation::Write(Write {
-                    key,
-                    value: Some(v),
-                }) => {
-                    model.insert(key.clone(), v.clone());
-                    Response::Ok
-                }
-                Operation::Write(Write { key, value: None }) => match model.remove(key) {
-                    Some(_) => Response::Ok,
-                    None => Response::NotFound,
-                },
-                Operation::Read { key } => match model.get(key) {
-                    Some(v) => Response::Value(v.clone()),
-                    None => Response::NotFound,
-                },
-            };
-            if let Some(&actual) = answered.get(id) {
-                assert_eq!(
-                    actual, &expected,
-                    "the reply to {id} does not match its place"
-                );
-            }
-        }
-        assert_eq!(&model, &self.snapshots()[0], "replay and stores agree");
-    }
-}
-
-/// Seeds `0..n` for a randomised test; `DKVS_SEEDS=<n>` widens (or narrows) the range for a
-/// long run.
-fn seeds(default: u64) -> std::ops::Range<u64> {
-    let n = std::env::var("DKVS_SEEDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    0..n
-}
-
-/// Names the failing run if the test panics while it is alive, so it can be replayed.
-struct Replay(String);
-
-impl Drop for Replay {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("failing run: {}", self.0);
         }
     }
 }
@@ -709,7 +281,7 @@ fn ordered_modes_deliver_the_same_order_everywhere() {
             c.faults(15, 10);
             c.run(400, &[1, 2, 3]);
             c.settle();
-            c.assert_total_order();
+            c.assert_total_order_and_trace();
             assert!(
                 !c.delivered(1).is_empty(),
                 "{kind}/{tob} seed {seed}: nothing ordered"
@@ -749,7 +321,7 @@ fn ordered_modes_survive_a_restart_mid_run() {
                 c.run(300, &[1, 2, 3]);
                 c.settle();
                 assert!(c.node(victim).ready(), "{kind}/{tob} seed {seed}");
-                c.assert_total_order();
+                c.assert_total_order_and_trace();
             }
         }
     }
@@ -771,7 +343,7 @@ fn every_mode_survives_partitions_and_restarts() {
                 c.assert_converged();
                 c.assert_all_answered();
             } else {
-                c.assert_total_order();
+                c.assert_total_order_and_trace();
             }
         }
     }
@@ -845,7 +417,7 @@ fn sequencer_numbers_a_retried_forward_once() {
     c.settle();
     assert_eq!(c.reply(w), Some(&Response::Ok));
     assert_eq!(c.delivered(1).len(), 1);
-    c.assert_total_order();
+    c.assert_total_order_and_trace();
 }
 
 #[test]
@@ -866,7 +438,7 @@ fn sequencer_keeps_a_nodes_operations_in_client_order() {
     let order: Vec<u64> = c.delivered(1).iter().map(|id| id.seq).collect();
     assert!(order.is_sorted(), "numbered out of client order: {order:?}");
     assert_eq!(c.snapshots()[1][&b"k".to_vec()], b"4");
-    c.assert_total_order();
+    c.assert_total_order_and_trace();
 }
 
 #[test]
@@ -912,7 +484,7 @@ fn linearizable_read_is_answered_at_its_place_in_the_order() {
     assert_eq!(c.reply(read), None);
     c.settle();
     assert_eq!(c.reply(read), Some(&Response::Value(b"1".to_vec())));
-    c.assert_total_order();
+    c.assert_total_order_and_trace();
 }
 
 #[test]
@@ -964,7 +536,7 @@ fn sequencer_restart_leaves_followers_to_catch_up_from_each_other() {
     }
     c.restart(1);
     c.settle();
-    c.assert_total_order();
+    c.assert_total_order_and_trace();
     assert_eq!(c.delivered(3).len(), 100);
     assert_eq!(c.snapshots()[2][&b"k".to_vec()], b"99");
 }
@@ -997,7 +569,7 @@ fn sequencer_down_makes_followers_busy_not_unbounded() {
     );
     c.settle();
     assert!(accepted.iter().all(|&w| c.reply(w) == Some(&Response::Ok)));
-    c.assert_total_order();
+    c.assert_total_order_and_trace();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1019,7 +591,7 @@ fn lamport_origin_replies_only_after_everyone_is_past_the_stamp() {
     c.deliver(ack_3);
     assert_eq!(c.reply(w), Some(&Response::Ok));
     c.settle();
-    c.assert_total_order();
+    c.assert_total_order_and_trace();
 }
 
 #[test]
@@ -1041,7 +613,7 @@ fn lamport_acks_count_only_once_the_senders_earlier_broadcasts_are_in() {
     assert_eq!(c.reply(w1), Some(&Response::Ok));
     c.settle();
     assert_eq!(c.reply(w2), Some(&Response::Ok));
-    c.assert_total_order();
+    c.assert_total_order_and_trace();
     // m1 (1:n1) before m2 (1:n2): node 2's write wins on both.
     assert_eq!(c.snapshots()[0][&b"k".to_vec()], b"from-2");
 }
@@ -1069,7 +641,7 @@ fn lamport_one_silent_node_blocks_everyone_until_it_returns() {
     c.settle();
     assert_eq!(c.reply(a), Some(&Response::Ok));
     assert_eq!(c.reply(b), Some(&Response::Ok));
-    c.assert_total_order();
+    c.assert_total_order_and_trace();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,29 +1,12 @@
-//! Crashes of the Lamport mode (`tob = "lamport"`) at any moment, on a tiny deterministic
-//! network.
-//!
-//! The harness is a trimmed copy of the one in `tests.rs`: N nodes with [`MemStorage`] disks
-//! (a step's writes are durable before its outputs leave, as the runtime guarantees), a bag of
-//! in-flight messages, a seeded xorshift generator choosing which arrives next and which are
-//! lost or duplicated, and a virtual clock. A crash drops the node's memory between two steps
-//! and rebuilds it from its disk; what it had sent stays in flight.
+//! Crashes of the Lamport mode (`tob = "lamport"`) at any moment, on the tiny deterministic
+//! network of [`super::test_net`].
 //!
 //! Unlike the tests of `tests.rs`, these crash nodes *inside* the window where the crashed
 //! node is the only one holding a broadcast: an origin's broadcasts are kept write-ahead in a
 //! ring in its storage, so no crash, not even of every node at once, can lose one.
 
-use std::collections::{BTreeMap, BTreeSet};
-
+use super::test_net::{Cluster, KINDS, RETRY_MS, Replay, seeds};
 use super::*;
-use crate::sim::Rng;
-
-#[derive(Debug, Clone)]
-struct InFlight {
-    from: NodeId,
-    to: NodeId,
-    message: Message,
-}
-
-const RETRY_MS: u64 = 100;
 
 fn options() -> NodeOptions {
     NodeOptions {
@@ -33,235 +16,18 @@ fn options() -> NodeOptions {
     }
 }
 
-struct Cluster {
-    kind: ModeKind,
-    options: NodeOptions,
-    ids: Vec<NodeId>,
-    nodes: BTreeMap<NodeId, Box<dyn Mode + Send>>,
-    disks: BTreeMap<NodeId, MemStorage>,
-    net: Vec<InFlight>,
-    rng: Rng,
-    now_ms: u64,
-    drop_percent: u64,
-    dup_percent: u64,
-    next_request: u64,
-    requests: BTreeMap<RequestId, (NodeId, Request)>,
-    replies: BTreeMap<RequestId, Response>,
-    /// Requests whose node crashed before answering: they are never answered.
-    lost: BTreeSet<RequestId>,
-    /// Per node, the operations it delivered, in order (deliveries are durable).
-    delivered: BTreeMap<NodeId, Vec<MsgId>>,
-    /// The operation each broadcast id stands for, as seen on the network.
-    ops: BTreeMap<MsgId, Operation>,
-    /// Which operation answered which request (from the trace event before each reply).
-    reply_ids: BTreeMap<RequestId, MsgId>,
+fn lamport_cluster(kind: ModeKind, n: u32, seed: u64, options: NodeOptions) -> Cluster {
+    Cluster::with_options(kind, Tob::Lamport, n, seed, options)
 }
 
 impl Cluster {
-    fn new(kind: ModeKind, n: u32, seed: u64, options: NodeOptions) -> Cluster {
-        let ids: Vec<NodeId> = (1..=n).collect();
-        let mut cluster = Cluster {
-            kind,
-            options,
-            ids: ids.clone(),
-            nodes: BTreeMap::new(),
-            disks: ids.iter().map(|&id| (id, MemStorage::new())).collect(),
-            net: Vec::new(),
-            rng: Rng::new(seed),
-            now_ms: 0,
-            drop_percent: 0,
-            dup_percent: 0,
-            next_request: 0,
-            requests: BTreeMap::new(),
-            replies: BTreeMap::new(),
-            lost: BTreeSet::new(),
-            delivered: BTreeMap::new(),
-            ops: BTreeMap::new(),
-            reply_ids: BTreeMap::new(),
-        };
-        for id in ids {
-            cluster.build(id);
-        }
-        cluster
-    }
-
-    /// (Re)builds node `id` from its disk, as a driver does at start-up.
-    fn build(&mut self, id: NodeId) {
-        let disk = self.disks.get_mut(&id).expect("every node has a disk");
-        let node = new_mode(
-            self.kind,
-            Tob::Lamport,
-            id,
-            self.ids.clone(),
-            disk,
-            self.options,
-        )
-        .expect("MemStorage does not fail");
-        self.nodes.insert(id, node);
-    }
-
-    fn node(&self, id: NodeId) -> &(dyn Mode + Send) {
-        self.nodes[&id].as_ref()
-    }
-
-    fn input(&mut self, id: NodeId, input: Input) {
-        let mut out = Vec::new();
-        let node = self.nodes.get_mut(&id).expect("node exists");
-        let disk = self.disks.get_mut(&id).expect("disk exists");
-        node.step(input, disk, &mut out)
-            .expect("MemStorage does not fail");
-        let mut last_reply_id = None;
-        for output in out {
-            match output {
-                Output::Send { to, message } => {
-                    if let Message::Broadcast { id, op, .. } = &message {
-                        self.ops.insert(*id, op.clone());
-                    }
-                    self.net.push(InFlight {
-                        from: id,
-                        to,
-                        message,
-                    });
-                }
-                Output::Reply {
-                    id: request,
-                    response,
-                } => {
-                    if let Some(msg_id) = last_reply_id.take() {
-                        self.reply_ids.insert(request, msg_id);
-                    }
-                    let before = self.replies.insert(request, response);
-                    assert!(before.is_none(), "request {request:?} answered twice");
-                }
-                Output::Trace(event) => match (event.kind, event.msg_id) {
-                    (TraceKind::ClientReply, msg_id) => last_reply_id = msg_id,
-                    (TraceKind::Deliver, Some(msg_id)) => {
-                        self.delivered.entry(id).or_default().push(msg_id);
-                    }
-                    _ => {}
-                },
-            }
-        }
-    }
-
-    fn request(&mut self, id: NodeId, request: Request) -> RequestId {
-        self.next_request += 1;
-        let rid = RequestId(self.next_request);
-        self.requests.insert(rid, (id, request.clone()));
-        self.input(id, Input::Client { id: rid, request });
-        rid
-    }
-
-    fn set(&mut self, id: NodeId, key: &str, value: &str) -> RequestId {
-        self.request(
-            id,
-            Request::Set {
-                key: key.into(),
-                value: value.into(),
-            },
-        )
-    }
-
-    fn get(&mut self, id: NodeId, key: &str) -> RequestId {
-        self.request(id, Request::Get { key: key.into() })
-    }
-
-    fn reply(&self, rid: RequestId) -> Option<&Response> {
-        self.replies.get(&rid)
-    }
-
-    /// Delivers one random in-flight message, subject to the faults. False if none is left.
-    fn deliver_one(&mut self) -> bool {
-        if self.net.is_empty() {
-            return false;
-        }
-        let i = self.rng.index(self.net.len());
-        let m = self.net.swap_remove(i);
-        if self.rng.percent(self.drop_percent) {
-            return true;
-        }
-        if self.rng.percent(self.dup_percent) {
-            self.net.push(m.clone());
-        }
-        self.deliver(m);
-        true
-    }
-
-    fn deliver(&mut self, m: InFlight) {
-        let input = Input::Peer {
-            from: m.from,
-            message: m.message,
-        };
-        self.input(m.to, input);
-    }
-
-    /// Takes the first in-flight message from `from` to `to` of `kind` out of the network.
-    fn take(&mut self, from: NodeId, to: NodeId, kind: &str) -> InFlight {
-        let i = self
-            .net
-            .iter()
-            .position(|m| m.from == from && m.to == to && m.message.kind() == kind)
-            .unwrap_or_else(|| panic!("no {kind} from n{from} to n{to} in {:?}", self.net));
-        self.net.remove(i)
-    }
-
-    fn tick(&mut self, advance_ms: u64) {
-        self.now_ms += advance_ms;
-        for id in self.ids.clone() {
-            self.input(
-                id,
-                Input::Tick {
-                    now_ms: self.now_ms,
-                },
-            );
-        }
-    }
-
-    /// Crashes the nodes `ids` at the same moment and starts them again from their disks; the
-    /// drivers then reconnect.
-    fn crash(&mut self, ids: &[NodeId]) {
-        for (&rid, (node, _)) in &self.requests {
-            if ids.contains(node) && !self.replies.contains_key(&rid) {
-                self.lost.insert(rid);
-            }
-        }
-        for &id in ids {
-            self.build(id);
-        }
-        for &id in ids {
-            for peer in self.ids.clone() {
-                if peer != id {
-                    self.input(id, Input::PeerUp { peer });
-                    self.input(peer, Input::PeerUp { peer: id });
-                }
-            }
-        }
-    }
-
-    /// A random request on a random node: keys from a small set, so writes collide.
-    fn random_request(&mut self) {
-        let id = self.ids[self.rng.index(self.ids.len())];
-        let key = ["a", "b", "c", "d"][self.rng.index(4)];
-        match self.rng.index(100) {
-            0..50 => {
-                let value = format!("v{}", self.next_request + 1);
-                self.set(id, key, &value);
-            }
-            50..65 => {
-                self.request(id, Request::Del { key: key.into() });
-            }
-            _ => {
-                self.get(id, key);
-            }
-        }
-    }
-
     /// Random requests, deliveries and ticks, and now and then a crash of one node, of two, or
     /// of the whole cluster at once — at any moment, whatever is in flight.
     fn run_crashing(&mut self, steps: usize) {
+        let all = self.ids.clone();
         for _ in 0..steps {
             match self.rng.index(1000) {
-                0..200 => self.random_request(),
+                0..200 => self.random_request(&all),
                 200..860 => {
                     // A busy network carries more at once: keeps latency, and so retries, sane.
                     for _ in 0..=self.net.len() / 16 {
@@ -270,144 +36,19 @@ impl Cluster {
                 }
                 860..975 => self.tick(RETRY_MS / 2),
                 975..990 => {
-                    let victim = self.ids[self.rng.index(self.ids.len())];
+                    let victim = all[self.rng.index(all.len())];
                     self.crash(&[victim]);
                 }
                 990..996 => {
-                    let first = self.rng.index(self.ids.len());
-                    let second = (first + 1 + self.rng.index(self.ids.len() - 1)) % self.ids.len();
-                    let victims = [self.ids[first], self.ids[second]];
-                    self.crash(&victims);
+                    let first = self.rng.index(all.len());
+                    let second = (first + 1 + self.rng.index(all.len() - 1)) % all.len();
+                    self.crash(&[all[first], all[second]]);
                 }
-                _ => {
-                    let all = self.ids.clone();
-                    self.crash(&all);
-                }
+                _ => self.crash(&all),
             }
         }
     }
-
-    /// Heals the network and runs until nothing is left to do; panics if that never happens.
-    fn settle(&mut self) {
-        self.drop_percent = 0;
-        self.dup_percent = 0;
-        for _ in 0..1000 {
-            while self.deliver_one() {}
-            self.tick(RETRY_MS);
-            let quiet = self.nodes.values().all(|n| n.pending() == 0 && n.ready());
-            if self.net.is_empty() && quiet {
-                return;
-            }
-        }
-        let state: Vec<_> = self
-            .nodes
-            .values()
-            .map(|n| (n.id(), n.pending(), n.ready()))
-            .collect();
-        panic!("the cluster never settled: (node, pending, ready) = {state:?}");
-    }
-
-    fn snapshots(&self) -> Vec<BTreeMap<Vec<u8>, Vec<u8>>> {
-        self.disks.values().map(MemStorage::snapshot).collect()
-    }
-
-    fn delivered(&self, id: NodeId) -> &[MsgId] {
-        self.delivered.get(&id).map_or(&[], Vec::as_slice)
-    }
-
-    /// The checks every run must pass once settled: one order everywhere, each operation
-    /// delivered once, the same stores, every request answered unless its node crashed, every
-    /// acknowledged operation in the order, and every reply what the order says.
-    fn assert_total_order(&self) {
-        let order = self.delivered(1);
-        for &id in &self.ids {
-            assert_eq!(
-                self.delivered(id),
-                order,
-                "node {id} delivered another order"
-            );
-        }
-        let unique: BTreeSet<_> = order.iter().collect();
-        assert_eq!(
-            unique.len(),
-            order.len(),
-            "an operation was delivered twice"
-        );
-        let snapshots = self.snapshots();
-        for (i, s) in snapshots.iter().enumerate() {
-            assert_eq!(s, &snapshots[0], "node {} differs from node 1", i + 1);
-        }
-        for rid in self.requests.keys() {
-            assert!(
-                self.replies.contains_key(rid) || self.lost.contains(rid),
-                "request {rid:?} {:?} never answered",
-                self.requests[rid]
-            );
-        }
-        for (rid, id) in &self.reply_ids {
-            assert!(
-                unique.contains(id),
-                "request {rid:?} was answered by {id}, which is not in the order"
-            );
-        }
-
-        // Replaying the order on a plain map gives every ordered reply.
-        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        let answered: BTreeMap<MsgId, &Response> = self
-            .reply_ids
-            .iter()
-            .map(|(rid, id)| (*id, &self.replies[rid]))
-            .collect();
-        for id in order {
-            let expected = match &self.ops[id] {
-                Operation::Write(Write {
-                    key,
-                    value: Some(v),
-                }) => {
-                    model.insert(key.clone(), v.clone());
-                    Response::Ok
-                }
-                Operation::Write(Write { key, value: None }) => match model.remove(key) {
-                    Some(_) => Response::Ok,
-                    None => Response::NotFound,
-                },
-                Operation::Read { key } => match model.get(key) {
-                    Some(v) => Response::Value(v.clone()),
-                    None => Response::NotFound,
-                },
-            };
-            if let Some(&actual) = answered.get(id) {
-                assert_eq!(
-                    actual, &expected,
-                    "the reply to {id} does not match its place"
-                );
-            }
-        }
-        assert_eq!(&model, &snapshots[0], "replay and stores agree");
-    }
 }
-
-/// Seeds `0..n`; `DKVS_SEEDS=<n>` widens (or narrows) the range for a long run.
-fn seeds(default: u64) -> std::ops::Range<u64> {
-    let n = std::env::var("DKVS_SEEDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    0..n
-}
-
-/// Names the failing run if the test panics while it is alive, so it can be replayed.
-struct Replay(String);
-
-impl Drop for Replay {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("failing run: {}", self.0);
-        }
-    }
-}
-
-const KINDS: [ModeKind; 2] = [ModeKind::Sequential, ModeKind::Linearizable];
 
 #[test]
 fn origin_crashing_before_its_broadcast_leaves_sends_it_after_the_restart() {
@@ -415,7 +56,7 @@ fn origin_crashing_before_its_broadcast_leaves_sends_it_after_the_restart() {
     // message it sent is lost with its crash. Its acks will say it made one broadcast, so
     // without a copy on its disk nobody could ever deliver past that broadcast's stamp.
     for kind in KINDS {
-        let mut c = Cluster::new(kind, 3, 1, options());
+        let mut c = lamport_cluster(kind, 3, 1, options());
         let lost = c.set(3, "k", "v");
         c.net.clear();
         c.crash(&[3]);
@@ -446,7 +87,7 @@ fn an_acknowledged_write_survives_the_crash_of_its_only_holder() {
     // they hold it. Every message of node 1 is lost, then node 1 crashes: the acknowledged
     // write is on node 1's disk only. It must still end up on every replica.
     for kind in KINDS {
-        let mut c = Cluster::new(kind, 3, 1, options());
+        let mut c = lamport_cluster(kind, 3, 1, options());
         let w = c.set(1, "k", "acked"); // 1:n1
         c.set(2, "x", "2"); // 1:n2
         c.set(3, "y", "3"); // 1:n3
@@ -484,7 +125,7 @@ fn the_whole_cluster_crashing_with_broadcasts_in_flight_loses_none() {
     // crash at once and every message in flight is lost. Queues are memory, but each origin
     // still has its own broadcasts on disk.
     for kind in KINDS {
-        let mut c = Cluster::new(kind, 3, 7, options());
+        let mut c = lamport_cluster(kind, 3, 7, options());
         for round in 0..5 {
             for node in [1, 2, 3] {
                 c.set(node, &format!("k{node}"), &format!("{node}.{round}"));
@@ -517,7 +158,7 @@ fn crashes_at_any_moment_keep_the_total_order_and_every_acknowledged_write() {
     for kind in KINDS {
         for seed in seeds(30) {
             let _replay = Replay(format!("{kind}/lamport crashing seed {seed}"));
-            let mut c = Cluster::new(kind, 3, seed, options());
+            let mut c = lamport_cluster(kind, 3, seed, options());
             c.drop_percent = 10;
             c.dup_percent = 5;
             c.run_crashing(1500);
@@ -542,7 +183,7 @@ fn a_small_ring_wraps_around_many_times_across_crashes() {
     };
     for seed in seeds(20) {
         let _replay = Replay(format!("lamport small ring seed {seed}"));
-        let mut c = Cluster::new(ModeKind::Sequential, 3, seed, small);
+        let mut c = lamport_cluster(ModeKind::Sequential, 3, seed, small);
         c.drop_percent = 10;
         c.dup_percent = 5;
         c.run_crashing(3000);
@@ -561,7 +202,7 @@ fn a_restarted_node_serves_at_once_from_what_it_had_delivered() {
     // read is stale — older than a write node 1 had acknowledged before the crash — which
     // sequential consistency allows; linearizable mode orders the read and sees the write.
     for kind in KINDS {
-        let mut c = Cluster::new(kind, 3, 1, options());
+        let mut c = lamport_cluster(kind, 3, 1, options());
         let w = c.set(1, "k", "new");
         let to_2 = c.take(1, 2, "broadcast");
         c.deliver(to_2);

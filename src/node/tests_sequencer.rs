@@ -1,242 +1,25 @@
 //! Tests of the sequencer's flow control and of its durable ordered log (see the module docs of
-//! [`super::sequencer`]), on a small seeded network of their own.
+//! [`super::sequencer`]), on the tiny seeded network of [`super::test_net`].
 //!
-//! [`Net`] is a cousin of the harness in `tests.rs` with what these tests need besides: a link
-//! *into* a node can be slow (a few messages per round, some of them lost, a bounded queue
-//! beyond which new messages are dropped — the runtime's per-peer outbox), and a test can read
-//! every node's position from its disk at any time. No threads, no sleeps: a seed names a run.
-
-use std::collections::{BTreeMap, BTreeSet};
+//! Messages move in [`Cluster::round`]s, and a link *into* a node can be [`Slow`] (a few
+//! messages per round, some of them lost, a bounded queue beyond which new messages are dropped
+//! — the runtime's per-peer outbox); a test can read every node's position from its disk at any
+//! time.
 
 use proptest::prelude::*;
 
 use super::sequencer::{LIVE_INTERVALS, decode_entry, encode_entry};
+use super::test_net::{Cluster, KINDS, LOG_CAPACITY, RETRY_MS, Replay, Slow, seeds};
 use super::*;
-use crate::sim::Rng;
 
-const RETRY_MS: u64 = 100;
 /// Virtual time per tick.
 const TICK_MS: u64 = 10;
-const CAPACITY: usize = 256;
 
-fn options() -> NodeOptions {
-    NodeOptions {
-        retry_interval_ms: RETRY_MS,
-        max_pending: 64,
-        log_capacity: CAPACITY,
-    }
+fn sequencer_cluster(kind: ModeKind, n: u32, seed: u64) -> Cluster {
+    Cluster::new(kind, Tob::Sequencer, n, seed)
 }
 
-#[derive(Debug, Clone)]
-struct InFlight {
-    from: NodeId,
-    to: NodeId,
-    message: Message,
-}
-
-/// A slow link into a node.
-#[derive(Debug, Clone, Copy)]
-struct Slow {
-    /// Most messages delivered to the node per round.
-    per_round: usize,
-    /// Percent of those lost on the way, and of the node's own messages.
-    drop_percent: u64,
-    /// Most messages waiting for the node per sender; beyond it new ones are dropped.
-    queue: usize,
-}
-
-struct Net {
-    kind: ModeKind,
-    options: NodeOptions,
-    ids: Vec<NodeId>,
-    nodes: BTreeMap<NodeId, Box<dyn Mode + Send>>,
-    disks: BTreeMap<NodeId, MemStorage>,
-    net: Vec<InFlight>,
-    rng: Rng,
-    now_ms: u64,
-    /// Nodes cut off: every message to or from them is lost.
-    cut: BTreeSet<NodeId>,
-    /// Nodes whose incoming links are slow.
-    slow: BTreeMap<NodeId, Slow>,
-    next_request: u64,
-    requests: BTreeMap<RequestId, NodeId>,
-    replies: BTreeMap<RequestId, Response>,
-    /// Requests whose node restarted before answering: never answered.
-    lost: BTreeSet<RequestId>,
-}
-
-impl Net {
-    fn new(kind: ModeKind, n: u32, seed: u64) -> Net {
-        let ids: Vec<NodeId> = (1..=n).collect();
-        let mut net = Net {
-            kind,
-            options: options(),
-            ids: ids.clone(),
-            nodes: BTreeMap::new(),
-            disks: ids.iter().map(|&id| (id, MemStorage::new())).collect(),
-            net: Vec::new(),
-            rng: Rng::new(seed),
-            now_ms: 0,
-            cut: BTreeSet::new(),
-            slow: BTreeMap::new(),
-            next_request: 0,
-            requests: BTreeMap::new(),
-            replies: BTreeMap::new(),
-            lost: BTreeSet::new(),
-        };
-        for id in ids {
-            net.build(id);
-        }
-        net
-    }
-
-    fn build(&mut self, id: NodeId) {
-        let disk = self.disks.get_mut(&id).expect("every node has a disk");
-        let node = new_mode(
-            self.kind,
-            Tob::Sequencer,
-            id,
-            self.ids.clone(),
-            disk,
-            self.options,
-        )
-        .expect("MemStorage does not fail");
-        self.nodes.insert(id, node);
-    }
-
-    fn input(&mut self, id: NodeId, input: Input) {
-        let mut out = Vec::new();
-        let node = self.nodes.get_mut(&id).expect("node exists");
-        let disk = self.disks.get_mut(&id).expect("disk exists");
-        node.step(input, disk, &mut out)
-            .expect("MemStorage does not fail");
-        for output in out {
-            match output {
-                Output::Send { to, message } => self.net.push(InFlight {
-                    from: id,
-                    to,
-                    message,
-                }),
-                Output::Reply { id, response } => {
-                    let before = self.replies.insert(id, response);
-                    assert!(before.is_none(), "request {id:?} answered twice");
-                }
-                Output::Trace(_) => {}
-            }
-        }
-    }
-
-    fn set(&mut self, id: NodeId, key: &str, value: &str) -> RequestId {
-        self.next_request += 1;
-        let rid = RequestId(self.next_request);
-        self.requests.insert(rid, id);
-        let request = Request::Set {
-            key: key.into(),
-            value: value.into(),
-        };
-        self.input(id, Input::Client { id: rid, request });
-        rid
-    }
-
-    fn reply(&self, rid: RequestId) -> Option<&Response> {
-        self.replies.get(&rid)
-    }
-
-    fn tick(&mut self, advance_ms: u64) {
-        self.now_ms += advance_ms;
-        for id in self.ids.clone() {
-            let now_ms = self.now_ms;
-            self.input(id, Input::Tick { now_ms });
-        }
-    }
-
-    /// Delivers the messages in flight at the start of the round, in a random order, subject
-    /// to cuts and slow links; what the deliveries send waits for the next round.
-    fn round(&mut self) {
-        let mut batch = std::mem::take(&mut self.net);
-        let mut kept = Vec::new();
-        let mut taken: BTreeMap<NodeId, usize> = BTreeMap::new();
-        while !batch.is_empty() {
-            let i = self.rng.index(batch.len());
-            let m = batch.swap_remove(i);
-            if self.cut.contains(&m.from) || self.cut.contains(&m.to) {
-                continue;
-            }
-            if let Some(slow) = self.slow.get(&m.from)
-                && self.rng.percent(slow.drop_percent)
-            {
-                continue;
-            }
-            if let Some(slow) = self.slow.get(&m.to).copied() {
-                let n = taken.entry(m.to).or_default();
-                if *n >= slow.per_round {
-                    kept.push(m);
-                    continue;
-                }
-                *n += 1;
-                if self.rng.percent(slow.drop_percent) {
-                    continue;
-                }
-            }
-            let input = Input::Peer {
-                from: m.from,
-                message: m.message,
-            };
-            self.input(m.to, input);
-        }
-        // What waited comes before what was sent this round; a full queue drops new messages.
-        kept.append(&mut self.net);
-        let mut queued: BTreeMap<(NodeId, NodeId), usize> = BTreeMap::new();
-        let slow = &self.slow;
-        kept.retain(|m| {
-            let Some(s) = slow.get(&m.to) else {
-                return true;
-            };
-            let n = queued.entry((m.from, m.to)).or_default();
-            *n += 1;
-            *n <= s.queue
-        });
-        self.net = kept;
-    }
-
-    /// Crashes node `id` and starts it again from its disk; the driver then reconnects.
-    fn restart(&mut self, id: NodeId) {
-        for (&rid, &node) in &self.requests {
-            if node == id && !self.replies.contains_key(&rid) {
-                self.lost.insert(rid);
-            }
-        }
-        self.build(id);
-        for peer in self.ids.clone() {
-            if peer != id {
-                self.input(id, Input::PeerUp { peer });
-                self.input(peer, Input::PeerUp { peer: id });
-            }
-        }
-    }
-
-    /// Heals the network and runs until nothing is left to do; panics if that never happens.
-    fn settle(&mut self) {
-        self.cut.clear();
-        self.slow.clear();
-        for _ in 0..1000 {
-            while !self.net.is_empty() {
-                self.round();
-            }
-            self.tick(RETRY_MS);
-            let quiet = self.nodes.values().all(|n| n.pending() == 0 && n.ready());
-            if self.net.is_empty() && quiet {
-                return;
-            }
-        }
-        let state: Vec<_> = self
-            .nodes
-            .values()
-            .map(|n| (n.id(), n.pending(), n.ready()))
-            .collect();
-        panic!("the cluster never settled: (node, pending, ready) = {state:?}");
-    }
-
+impl Cluster {
     /// The last number node `id` has applied.
     fn position(&self, id: NodeId) -> u64 {
         self.disks[&id]
@@ -255,20 +38,11 @@ impl Net {
             .unwrap_or(0)
     }
 
-    fn assert_converged(&self) {
-        let first = self.disks[&1].snapshot();
-        for (&id, disk) in &self.disks {
-            assert_eq!(disk.snapshot(), first, "node {id} differs from node 1");
+    /// [`Cluster::assert_converged`], and every node has applied every number handed out.
+    fn assert_converged_and_caught_up(&self) {
+        self.assert_converged();
+        for &id in &self.ids {
             assert_eq!(self.position(id), self.ordered(), "node {id}'s position");
-        }
-    }
-
-    fn assert_all_answered(&self) {
-        for rid in self.requests.keys() {
-            assert!(
-                self.replies.contains_key(rid) || self.lost.contains(rid),
-                "request {rid:?} never answered"
-            );
         }
     }
 }
@@ -276,28 +50,6 @@ impl Net {
 fn is_busy(response: Option<&Response>) -> bool {
     matches!(response, Some(Response::Err(e)) if e.starts_with("busy:"))
 }
-
-/// Seeds `0..n`; `DKVS_SEEDS=<n>` widens (or narrows) the range, as in `tests.rs`.
-fn seeds(default: u64) -> std::ops::Range<u64> {
-    let n = std::env::var("DKVS_SEEDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    0..n
-}
-
-/// Names the failing run if the test panics while it is alive.
-struct Replay(String);
-
-impl Drop for Replay {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("failing run: {}", self.0);
-        }
-    }
-}
-
-const KINDS: [ModeKind; 2] = [ModeKind::Sequential, ModeKind::Linearizable];
 
 // ---------------------------------------------------------------------------------------------
 // Flow control
@@ -307,8 +59,8 @@ fn a_slow_follower_never_falls_out_of_reach_and_clients_wait() {
     for seed in seeds(12) {
         let kind = KINDS[seed as usize % 2];
         let _replay = Replay(format!("{kind} slow follower seed {seed}"));
-        let mut c = Net::new(kind, 3, seed);
-        c.settle();
+        let mut c = sequencer_cluster(kind, 3, seed);
+        c.settle_in_rounds();
         // Node 3 is alive, but takes 4 messages a round, loses a fifth of what it gets and of
         // what it sends, and its queues hold 200 messages: it cannot keep up with 8 writes a
         // round on the sequencer, plus 1 forwarded by node 2.
@@ -344,19 +96,19 @@ fn a_slow_follower_never_falls_out_of_reach_and_clients_wait() {
             let behind = c.ordered() - c.position(3);
             furthest = furthest.max(behind);
             assert!(
-                behind <= CAPACITY as u64,
+                behind <= LOG_CAPACITY as u64,
                 "seed {seed} round {round}: node 3 is {behind} behind, out of reach"
             );
         }
         assert!(waited > 0, "seed {seed}: flow control never pushed back");
         assert!(
-            furthest > (CAPACITY / 4) as u64,
+            furthest > (LOG_CAPACITY / 4) as u64,
             "seed {seed}: node 3 was never really behind ({furthest})"
         );
         // Node 2 kept up all along.
-        assert!(c.ordered() - c.position(2) <= (CAPACITY / 2) as u64);
-        c.settle();
-        c.assert_converged();
+        assert!(c.ordered() - c.position(2) <= (LOG_CAPACITY / 2) as u64);
+        c.settle_in_rounds();
+        c.assert_converged_and_caught_up();
         c.assert_all_answered();
         assert!(c.nodes[&3].ready());
         let ok = writes
@@ -372,8 +124,8 @@ fn a_silent_follower_does_not_hold_writes_back() {
     for seed in seeds(8) {
         let kind = KINDS[seed as usize % 2];
         let _replay = Replay(format!("{kind} silent follower seed {seed}"));
-        let mut c = Net::new(kind, 3, seed);
-        c.settle();
+        let mut c = sequencer_cluster(kind, 3, seed);
+        c.settle_in_rounds();
         c.cut.insert(3);
         let cut_at = c.now_ms;
         // It may count as alive for LIVE_INTERVALS retry intervals (it had reported everything
@@ -397,8 +149,8 @@ fn a_silent_follower_does_not_hold_writes_back() {
             assert_eq!(c.reply(w), Some(&Response::Ok), "seed {seed}: {w:?}");
         }
         // Node 3 is now far out of reach (the documented limitation); node 2 kept up.
-        assert!(c.ordered() - c.position(3) > CAPACITY as u64);
-        assert!(c.ordered() - c.position(2) <= (CAPACITY / 2) as u64);
+        assert!(c.ordered() - c.position(3) > LOG_CAPACITY as u64);
+        assert!(c.ordered() - c.position(2) <= (LOG_CAPACITY / 2) as u64);
         // Forwards from node 2 are numbered too.
         let w = c.set(2, "from-2", "v");
         for _ in 0..10 {
@@ -414,8 +166,8 @@ fn a_returning_follower_within_reach_pauses_writes_until_it_is_close_again() {
     for seed in seeds(8) {
         let kind = KINDS[seed as usize % 2];
         let _replay = Replay(format!("{kind} returning follower seed {seed}"));
-        let mut c = Net::new(kind, 3, seed);
-        c.settle();
+        let mut c = sequencer_cluster(kind, 3, seed);
+        c.settle_in_rounds();
         c.cut.insert(3);
         // Slowly (never more than a few numbers per liveness window), 200 writes node 3 misses:
         // more than the margin, less than the log.
@@ -460,9 +212,9 @@ fn a_returning_follower_within_reach_pauses_writes_until_it_is_close_again() {
             "seed {seed}: writes never resumed"
         );
         assert_eq!(c.reply(after), Some(&Response::Ok), "seed {seed}");
-        assert!(c.ordered() - c.position(3) <= (CAPACITY / 2) as u64);
-        c.settle();
-        c.assert_converged();
+        assert!(c.ordered() - c.position(3) <= (LOG_CAPACITY / 2) as u64);
+        c.settle_in_rounds();
+        c.assert_converged_and_caught_up();
         assert_eq!(c.disks[&3].snapshot()[b"k".as_slice()], b"after");
     }
 }
@@ -477,8 +229,8 @@ fn a_follower_back_from_a_lossy_stretch_catches_up_at_network_speed() {
     // four batches a few rounds each.
     for seed in seeds(8) {
         let _replay = Replay(format!("lossy stretch seed {seed}"));
-        let mut c = Net::new(ModeKind::Sequential, 3, seed);
-        c.settle();
+        let mut c = sequencer_cluster(ModeKind::Sequential, 3, seed);
+        c.settle_in_rounds();
         c.cut.insert(3);
         for i in 0..200 {
             c.set(1, "k", &i.to_string());
@@ -501,8 +253,8 @@ fn a_follower_back_from_a_lossy_stretch_catches_up_at_network_speed() {
                 c.ordered()
             );
         }
-        c.settle();
-        c.assert_converged();
+        c.settle_in_rounds();
+        c.assert_converged_and_caught_up();
     }
 }
 
@@ -514,8 +266,8 @@ fn a_sequencer_crash_right_after_numbering_loses_nothing() {
     for kind in KINDS {
         for seed in seeds(4) {
             let _replay = Replay(format!("{kind} sequencer crash seed {seed}"));
-            let mut c = Net::new(kind, 3, seed);
-            c.settle();
+            let mut c = sequencer_cluster(kind, 3, seed);
+            c.settle_in_rounds();
             let w = c.set(1, "k", "v");
             // Numbered 1, applied on the sequencer and answered ...
             assert_eq!(c.reply(w), Some(&Response::Ok));
@@ -525,10 +277,10 @@ fn a_sequencer_crash_right_after_numbering_loses_nothing() {
             c.restart(1);
             assert!(c.nodes[&1].ready());
             let later = c.set(2, "k2", "w");
-            c.settle();
+            c.settle_in_rounds();
             // The followers got number 1 from the sequencer's ring.
             assert_eq!(c.reply(later), Some(&Response::Ok));
-            c.assert_converged();
+            c.assert_converged_and_caught_up();
             assert_eq!(c.position(2), 2);
             assert_eq!(c.disks[&3].snapshot()[b"k".as_slice()], b"v");
         }
@@ -539,16 +291,16 @@ fn a_sequencer_crash_right_after_numbering_loses_nothing() {
 fn after_a_restart_the_ring_serves_the_last_numbers_and_recognises_retries() {
     for seed in seeds(4) {
         let _replay = Replay(format!("ring wrap seed {seed}"));
-        let mut c = Net::new(ModeKind::Sequential, 3, seed);
-        c.settle();
+        let mut c = sequencer_cluster(ModeKind::Sequential, 3, seed);
+        c.settle_in_rounds();
         // Wrap the ring twice and a bit.
         for i in 0..600 {
             c.set(1 + i % 2, &format!("k{}", i % 7), &i.to_string());
             if i % 20 == 19 {
-                c.settle();
+                c.settle_in_rounds();
             }
         }
-        c.settle();
+        c.settle_in_rounds();
         assert_eq!(c.ordered(), 600);
         // Five writes on the sequencer and one forwarded by node 2 are numbered; every Ordered
         // message is lost, then the sequencer crashes.
@@ -575,10 +327,10 @@ fn after_a_restart_the_ring_serves_the_last_numbers_and_recognises_retries() {
         c.restart(1);
         // Node 2 resends its forward; the restarted sequencer recognises it from the ring and
         // does not number it twice.
-        c.settle();
+        c.settle_in_rounds();
         assert_eq!(c.reply(forwarded), Some(&Response::Ok));
         assert_eq!(c.ordered(), 606, "the retried forward was numbered again");
-        c.assert_converged();
+        c.assert_converged_and_caught_up();
         assert_eq!(c.disks[&3].snapshot()[b"late".as_slice()], b"4");
     }
 }
@@ -588,12 +340,12 @@ fn a_step_cut_short_is_finished_from_the_ring_at_restart() {
     // A crash between the ring write and the application (possible with a torn append): the
     // sequencer's disk says 6 is numbered and what it is, but 6 is not applied, and nobody
     // heard of it (its messages wait for the whole step to be durable).
-    let mut c = Net::new(ModeKind::Sequential, 3, 3);
-    c.settle();
+    let mut c = sequencer_cluster(ModeKind::Sequential, 3, 3);
+    c.settle_in_rounds();
     for i in 0..5 {
         c.set(1, "k", &i.to_string());
     }
-    c.settle();
+    c.settle_in_rounds();
     let op = Operation::Write(Write {
         key: b"k".to_vec(),
         value: Some(b"six".to_vec()),
@@ -601,15 +353,15 @@ fn a_step_cut_short_is_finished_from_the_ring_at_restart() {
     let disk = c.disks.get_mut(&1).expect("node 1");
     disk.put_meta("seq.ordered", 6).expect("mem");
     let bytes = encode_entry(6, MsgId::new(1, 999), &op);
-    disk.put_blob(&format!("seq.log.{}", 6 % CAPACITY), &bytes)
+    disk.put_blob(&format!("seq.log.{}", 6 % LOG_CAPACITY), &bytes)
         .expect("mem");
     c.restart(1);
     assert!(!c.nodes[&1].ready(), "6 is not applied yet");
     c.tick(TICK_MS);
     assert!(c.nodes[&1].ready());
     assert_eq!(c.position(1), 6);
-    c.settle();
-    c.assert_converged();
+    c.settle_in_rounds();
+    c.assert_converged_and_caught_up();
     assert_eq!(c.disks[&2].snapshot()[b"k".as_slice()], b"six");
 }
 
@@ -618,8 +370,8 @@ fn a_damaged_ring_is_never_trusted_past_the_damage() {
     // Numbers 1..=5 are known only to the sequencer; then blob 3 is damaged. On restart the
     // sequencer reloads 5 and 4 only (contiguous up to its last number): 1..=3 are lost for
     // good, and the followers, safely, apply nothing.
-    let mut c = Net::new(ModeKind::Sequential, 3, 5);
-    c.settle();
+    let mut c = sequencer_cluster(ModeKind::Sequential, 3, 5);
+    c.settle_in_rounds();
     for i in 0..5 {
         c.set(1, &format!("k{i}"), "v");
     }
@@ -638,8 +390,8 @@ fn a_damaged_ring_is_never_trusted_past_the_damage() {
 
     // A ring written with another log_capacity is not trusted either: slot 36 of a ring of
     // 64 holds number 36, not 100.
-    let mut c = Net::new(ModeKind::Sequential, 2, 6);
-    c.settle();
+    let mut c = sequencer_cluster(ModeKind::Sequential, 2, 6);
+    c.settle_in_rounds();
     for i in 0..100 {
         c.set(1, "k", &i.to_string());
     }
