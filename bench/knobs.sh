@@ -41,22 +41,13 @@ loadgen=target/release/loadgen
 
 tmp=$(mktemp -d)
 group=
-stop() {
-    if [[ -n $group ]]; then
-        kill -INT -- "-$group" 2>/dev/null || true
-        for _ in $(seq 200); do kill -0 "$group" 2>/dev/null || break; sleep 0.05; done
-        kill -KILL -- "-$group" 2>/dev/null || true
-        group=
-    fi
-}
-trap 'stop; rm -rf "$tmp"' EXIT
+source "$root/bench/lib.sh"
+trap 'stop_group; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
 mkdir -p bench/out
 exec > >(tee "bench/out/knobs-$(date +%Y%m%d-%H%M%S).txt")
-
-source "$root/bench/lib.sh"
 
 # start VARIANT_TOML: a fresh cluster; sets addrs and follower.
 start() {
@@ -107,7 +98,7 @@ for round in $(seq "$rounds"); do
         set_rate[$name]+="$(load "$addrs" set "$clients" | cut -d, -f6) "
         get_rate[$name]+="$(load "$addrs" get "$clients" | cut -d, -f6) "
         lat[$name]+="$(load "$follower" set 1 | cut -d, -f7) "
-        stop
+        stop_group
     done
 done
 

@@ -15,3 +15,14 @@ free_ports() {
     done
     echo $out
 }
+
+# stop_group: stops the cluster whose process group leader's pid is in $group (started with
+# `setsid ... &; group=$!`), if any: SIGINT to the whole group, then SIGKILL after 10 s.
+stop_group() {
+    if [[ -n ${group:-} ]]; then
+        kill -INT -- "-$group" 2>/dev/null || true
+        for _ in $(seq 200); do kill -0 "$group" 2>/dev/null || break; sleep 0.05; done
+        kill -KILL -- "-$group" 2>/dev/null || true
+        group=
+    fi
+}

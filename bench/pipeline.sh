@@ -37,22 +37,13 @@ done
 
 tmp=$(mktemp -d)
 group=
-stop() {
-    if [[ -n $group ]]; then
-        kill -INT -- "-$group" 2>/dev/null || true
-        for _ in $(seq 200); do kill -0 "$group" 2>/dev/null || break; sleep 0.05; done
-        kill -KILL -- "-$group" 2>/dev/null || true
-        group=
-    fi
-}
-trap 'stop; rm -rf "$tmp"' EXIT
+source "$root/bench/lib.sh"
+trap 'stop_group; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
 mkdir -p bench/out
 exec > >(tee "bench/out/pipeline-$(date +%Y%m%d-%H%M%S).txt")
-
-source "$root/bench/lib.sh"
 
 # start BINARY: a fresh cluster; sets follower (node 2's client port).
 start() {
@@ -94,7 +85,7 @@ for round in $(seq "$rounds"); do
             -r 100000 -q --csv 2>/dev/null | grep '^"SET"' || echo '"SET","0","-","-","-"')
         rate[$name]+="$(echo "$row" | cut -d, -f2 | tr -d '"') "
         p50[$name]+="$(echo "$row" | cut -d, -f5 | tr -d '"') "
-        stop
+        stop_group
     done
 done
 
