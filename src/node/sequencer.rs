@@ -264,6 +264,9 @@ pub struct Sequencer {
     /// The sequencer only: forwards held back by flow control (their predecessors, if any,
     /// numbered), numbered as soon as the lagging follower catches up. At most `max_pending`.
     gated: BTreeMap<MsgId, Operation>,
+    /// The sequencer only: flow control stopped a chain of parked forwards whose predecessor
+    /// is numbered; they go as soon as it lets them.
+    parked_held: bool,
 }
 
 /// An operation with its id: an entry of the order.
@@ -392,6 +395,7 @@ impl Sequencer {
             followers: BTreeMap::new(),
             parked: BTreeMap::new(),
             gated: BTreeMap::new(),
+            parked_held: false,
         })
     }
 
@@ -656,10 +660,12 @@ impl Sequencer {
         storage: &mut dyn Storage,
         out: &mut Vec<Output>,
     ) -> Result<(), StorageError> {
-        while self.lagging().is_none() {
-            let Some((next, _)) = self.parked.remove(&last) else {
+        while self.parked.contains_key(&last) {
+            if self.lagging().is_some() {
+                self.parked_held = true;
                 break;
-            };
+            }
+            let (next, _) = self.parked.remove(&last).expect("seen above");
             last = next.id;
             if !self.log_ids.contains_key(&next.id) {
                 self.order(next.id, next.op, storage, out)?;
@@ -1194,9 +1200,10 @@ impl Mode for Sequencer {
             if !self.gated.is_empty() {
                 self.order_gated(storage, out)?;
             }
-            if !self.parked.is_empty() && self.lagging().is_none() {
+            if self.parked_held && self.lagging().is_none() {
                 // Parked forwards whose predecessor was numbered while flow control held
                 // them back: now, not at the next tick.
+                self.parked_held = false;
                 self.order_parked(storage, out)?;
             }
         }
