@@ -51,7 +51,7 @@ exec > >(tee "bench/out/knobs-$(date +%Y%m%d-%H%M%S).txt")
 
 # start VARIANT_TOML: a fresh cluster; sets addrs and follower.
 start() {
-    local dir=$tmp/cluster i p deadline
+    local dir=$tmp/cluster i
     rm -rf "$dir"
     mkdir -p "$dir/data"
     local ports cports
@@ -67,17 +67,7 @@ start() {
     } >"$dir/dkvs.toml"
     setsid "$dkvs" cluster "$dir/dkvs.toml" >"$dir/log" 2>&1 &
     group=$!
-    deadline=$(($(date +%s) + 30))
-    for p in "${cports[@]}"; do
-        until [[ $(redis-cli -p "$p" stats 2>/dev/null) == *ready:true* ]]; do
-            if (($(date +%s) > deadline)) || ! kill -0 "$group" 2>/dev/null; then
-                echo "cluster did not become ready:" >&2
-                tail -n 5 "$dir/log" >&2
-                exit 1
-            fi
-            sleep 0.02
-        done
-    done
+    wait_ready "$dir/log" "${cports[@]}"
     addrs=127.0.0.1:${cports[0]},127.0.0.1:${cports[1]},127.0.0.1:${cports[2]}
     follower=127.0.0.1:${cports[1]}
 }

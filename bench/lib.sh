@@ -26,3 +26,21 @@ stop_group() {
         group=
     fi
 }
+
+# wait_ready LOG PORT...: waits (30 s at most) until every node on PORT... reports ready:true in
+# `stats`; exits with the end of LOG if the cluster (process group $group) dies or never gets
+# there.
+wait_ready() {
+    local log=$1 p deadline=$(($(date +%s) + 30))
+    shift
+    for p in "$@"; do
+        until [[ $(redis-cli -p "$p" stats 2>/dev/null) == *ready:true* ]]; do
+            if (($(date +%s) > deadline)) || ! kill -0 "$group" 2>/dev/null; then
+                echo "cluster did not become ready:" >&2
+                tail -n 5 "$log" >&2
+                exit 1
+            fi
+            sleep 0.02
+        done
+    done
+}

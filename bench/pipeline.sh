@@ -47,7 +47,7 @@ exec > >(tee "bench/out/pipeline-$(date +%Y%m%d-%H%M%S).txt")
 
 # start BINARY: a fresh cluster; sets follower (node 2's client port).
 start() {
-    local dir=$tmp/cluster i p deadline ports
+    local dir=$tmp/cluster i ports
     rm -rf "$dir"
     mkdir -p "$dir/data"
     read -r -a ports <<<"$(free_ports 6)"
@@ -62,17 +62,7 @@ start() {
     } >"$dir/dkvs.toml"
     setsid "$1" cluster "$dir/dkvs.toml" >"$dir/log" 2>&1 &
     group=$!
-    deadline=$(($(date +%s) + 30))
-    for p in "${ports[@]:0:3}"; do
-        until [[ $(redis-cli -p "$p" stats 2>/dev/null) == *ready:true* ]]; do
-            if (($(date +%s) > deadline)) || ! kill -0 "$group" 2>/dev/null; then
-                echo "cluster did not become ready:" >&2
-                tail -n 5 "$dir/log" >&2
-                exit 1
-            fi
-            sleep 0.02
-        done
-    done
+    wait_ready "$dir/log" "${ports[@]:0:3}"
     follower=${ports[1]}
 }
 
